@@ -1,0 +1,485 @@
+//! Aggregation: per-worker [`Recorder`]s batch outcomes and hand them, a batch at a time, to the one
+//! collector task that owns every histogram and counter of a profile's run ([`ProfileMetrics`]).
+//!
+//! This keeps the hot path free of shared locks and of a channel send per request: a worker pushes
+//! into its own `Vec` and sends the batch every [`BATCH_MAX`] outcomes or [`BATCH_AGE`] of run time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::error::ErrorKind;
+use super::event::{ConnUse, Outcome};
+use super::hist::{self, Summary};
+
+/// A worker sends its batch when it holds this many outcomes…
+pub const BATCH_MAX: usize = 64;
+/// …or when its oldest outcome is this old (in run time), whichever comes first.
+pub const BATCH_AGE: Duration = Duration::from_millis(100);
+/// Seconds of the per-second series stay open this long for late batches before they are summarized.
+const SERIES_OPEN_SECONDS: u32 = 5;
+
+/// The latency histograms kept per profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Due time to completion (what the caller sees).
+    Total,
+    /// Waiting for a connection from the pool.
+    PoolWait,
+    /// Name resolution (new connections to a host name only).
+    Dns,
+    /// TCP connect (new connections only).
+    Connect,
+    /// TLS handshake (new TLS connections only).
+    Tls,
+    /// Request sent to response head.
+    Ttfb,
+    /// Response head to end of body.
+    Body,
+    /// Age of a pooled connection when a request reused it.
+    ReuseAge,
+    /// Idle time of a pooled connection when a request reused it.
+    ReuseIdle,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 9] = [
+        Metric::Total,
+        Metric::PoolWait,
+        Metric::Dns,
+        Metric::Connect,
+        Metric::Tls,
+        Metric::Ttfb,
+        Metric::Body,
+        Metric::ReuseAge,
+        Metric::ReuseIdle,
+    ];
+
+    /// The stable name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Total => "total",
+            Metric::PoolWait => "pool_wait",
+            Metric::Dns => "dns",
+            Metric::Connect => "connect",
+            Metric::Tls => "tls",
+            Metric::Ttfb => "ttfb",
+            Metric::Body => "body",
+            Metric::ReuseAge => "reuse_age",
+            Metric::ReuseIdle => "reuse_idle",
+        }
+    }
+}
+
+/// Live values the engine keeps up to date and the collector samples once a second.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Requests started and not yet finished.
+    pub in_flight: AtomicU64,
+    /// The load model's current concurrency target.
+    pub concurrency: AtomicU64,
+}
+
+/// One second of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondStats {
+    /// Seconds since the profile's run started (the second that ends at `second + 1`).
+    pub second: u32,
+    /// Requests completed in this second.
+    pub requests: u64,
+    /// Of which succeeded.
+    pub ok: u64,
+    /// Failures by class (only classes that occurred).
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Median total latency of the requests completed in this second.
+    pub p50_us: u64,
+    /// 99th percentile total latency of the requests completed in this second.
+    pub p99_us: u64,
+    /// New connections opened by requests completed in this second.
+    pub connections_opened: u64,
+    /// Requests in flight when the second was sampled.
+    pub in_flight: u64,
+    /// The load model's concurrency target when the second was sampled.
+    pub concurrency: u64,
+}
+
+struct OpenSecond {
+    stats: SecondStats,
+    latency: Histogram<u64>,
+}
+
+impl OpenSecond {
+    fn new(second: u32) -> Self {
+        OpenSecond {
+            stats: SecondStats {
+                second,
+                ..SecondStats::default()
+            },
+            latency: hist::coarse_histogram(),
+        }
+    }
+
+    fn close(mut self) -> SecondStats {
+        if !self.latency.is_empty() {
+            self.stats.p50_us = self.latency.value_at_quantile(0.5);
+            self.stats.p99_us = self.latency.value_at_quantile(0.99);
+        }
+        self.stats
+    }
+}
+
+/// The per-second series: a few seconds open for late batches, the rest summarized.
+#[derive(Default)]
+pub struct Series {
+    open: BTreeMap<u32, OpenSecond>,
+    closed: Vec<SecondStats>,
+}
+
+impl Series {
+    fn second(&mut self, second: u32) -> Option<&mut OpenSecond> {
+        if self.closed.last().is_some_and(|c| c.second >= second) {
+            return None;
+        }
+        Some(
+            self.open
+                .entry(second)
+                .or_insert_with(|| OpenSecond::new(second)),
+        )
+    }
+
+    fn closed_mut(&mut self, second: u32) -> Option<&mut SecondStats> {
+        let i = self
+            .closed
+            .binary_search_by_key(&second, |c| c.second)
+            .ok()?;
+        Some(&mut self.closed[i])
+    }
+
+    fn record(&mut self, o: &Outcome) {
+        let second = o.at.as_secs() as u32;
+        let opened = matches!(o.conn, ConnUse::New { .. }) as u64;
+        let stats = match self.second(second) {
+            Some(open) => {
+                hist::record(&mut open.latency, o.total);
+                &mut open.stats
+            }
+            // A batch that arrived after its second was summarized still counts.
+            None => match self.closed_mut(second) {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        stats.requests += 1;
+        stats.connections_opened += opened;
+        match o.error_kind() {
+            None => stats.ok += 1,
+            Some(k) => *stats.errors.entry(k).or_default() += 1,
+        }
+        self.close_older_than(second.saturating_sub(SERIES_OPEN_SECONDS));
+    }
+
+    fn sample(&mut self, second: u32, gauges: &Gauges) {
+        if let Some(open) = self.second(second) {
+            open.stats.in_flight = gauges.in_flight.load(Ordering::Relaxed);
+            open.stats.concurrency = gauges.concurrency.load(Ordering::Relaxed);
+        }
+        self.close_older_than(second.saturating_sub(SERIES_OPEN_SECONDS));
+    }
+
+    fn close_older_than(&mut self, second: u32) {
+        while let Some(entry) = self.open.first_entry() {
+            if *entry.key() >= second {
+                break;
+            }
+            self.closed.push(entry.remove().close());
+        }
+    }
+
+    /// Summarizes every open second and returns the whole series, with empty seconds filled in.
+    pub fn finish(mut self, seconds: u32) -> Vec<SecondStats> {
+        self.close_older_than(u32::MAX);
+        let mut out = Vec::with_capacity(seconds as usize);
+        let mut it = self.closed.into_iter().peekable();
+        for s in 0..seconds.max(1) {
+            match it.next_if(|c| c.second == s) {
+                Some(c) => out.push(c),
+                None => out.push(SecondStats {
+                    second: s,
+                    ..SecondStats::default()
+                }),
+            }
+        }
+        out.extend(it);
+        out
+    }
+}
+
+/// Everything measured for one profile's run; owned by the collector task.
+pub struct ProfileMetrics {
+    /// Histograms, indexed like [`Metric::ALL`].
+    pub histograms: Vec<Histogram<u64>>,
+    /// Requests completed (successful or failed).
+    pub requests: u64,
+    /// Requests that got a 1xx–3xx response.
+    pub ok: u64,
+    /// Response body bytes.
+    pub bytes: u64,
+    /// Responses by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Failures by class, indexed like [`ErrorKind::ALL`].
+    pub errors: [u64; ErrorKind::COUNT],
+    /// One example message per failure class.
+    pub examples: [Option<String>; ErrorKind::COUNT],
+    /// New connections opened by requests.
+    pub connections_opened: u64,
+    /// Requests that reused a pooled connection.
+    pub reused: u64,
+    /// The per-second series.
+    pub series: Series,
+}
+
+impl Default for ProfileMetrics {
+    fn default() -> Self {
+        ProfileMetrics {
+            histograms: Metric::ALL
+                .iter()
+                .map(|_| hist::latency_histogram())
+                .collect(),
+            requests: 0,
+            ok: 0,
+            bytes: 0,
+            status: BTreeMap::new(),
+            errors: [0; ErrorKind::COUNT],
+            examples: Default::default(),
+            connections_opened: 0,
+            reused: 0,
+            series: Series::default(),
+        }
+    }
+}
+
+impl ProfileMetrics {
+    fn hist(&mut self, m: Metric) -> &mut Histogram<u64> {
+        &mut self.histograms[m as usize]
+    }
+
+    /// The histogram of one metric.
+    pub fn histogram(&self, m: Metric) -> &Histogram<u64> {
+        &self.histograms[m as usize]
+    }
+
+    /// Summary of one metric.
+    pub fn summary(&self, m: Metric) -> Summary {
+        Summary::of(self.histogram(m))
+    }
+
+    /// Failed requests (all classes).
+    pub fn failed(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Adds one outcome.
+    pub fn record(&mut self, o: &Outcome) {
+        self.requests += 1;
+        self.bytes += o.bytes;
+        hist::record(self.hist(Metric::Total), o.total);
+        hist::record(self.hist(Metric::PoolWait), o.pool_wait);
+        match o.conn {
+            ConnUse::None => {}
+            ConnUse::New { dns, tcp, tls } => {
+                self.connections_opened += 1;
+                if let Some(d) = dns {
+                    hist::record(self.hist(Metric::Dns), d);
+                }
+                hist::record(self.hist(Metric::Connect), tcp);
+                if let Some(t) = tls {
+                    hist::record(self.hist(Metric::Tls), t);
+                }
+            }
+            ConnUse::Reused { age, idle } => {
+                self.reused += 1;
+                hist::record(self.hist(Metric::ReuseAge), age);
+                hist::record(self.hist(Metric::ReuseIdle), idle);
+            }
+        }
+        if let Some(t) = o.ttfb {
+            hist::record(self.hist(Metric::Ttfb), t);
+        }
+        if let Some(b) = o.body {
+            hist::record(self.hist(Metric::Body), b);
+        }
+        if let Some(code) = o.status {
+            *self.status.entry(code).or_default() += 1;
+        }
+        match &o.failure {
+            None => self.ok += 1,
+            Some(f) => {
+                let i = f.kind.index();
+                self.errors[i] += 1;
+                if self.examples[i].is_none() {
+                    self.examples[i] = Some(f.message.clone());
+                }
+            }
+        }
+        self.series.record(o);
+    }
+}
+
+/// A worker's private buffer of outcomes; sends them to the collector in batches.
+pub struct Recorder {
+    batch: Vec<Outcome>,
+    oldest: Duration,
+    tx: mpsc::UnboundedSender<Vec<Outcome>>,
+}
+
+impl Recorder {
+    /// Adds one outcome; sends the batch when it is full or old.
+    pub fn record(&mut self, o: Outcome) {
+        if self.batch.is_empty() {
+            self.oldest = o.at;
+        }
+        let age = o.at.saturating_sub(self.oldest);
+        self.batch.push(o);
+        if self.batch.len() >= BATCH_MAX || age >= BATCH_AGE {
+            self.flush();
+        }
+    }
+
+    /// Sends what is buffered now.
+    pub fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_MAX));
+            // The collector only goes away after every recorder is dropped; nothing to do if not.
+            let _ = self.tx.send(full);
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Creates the recorder factory and the collector for one profile's run.
+pub fn channel() -> (RecorderFactory, mpsc::UnboundedReceiver<Vec<Outcome>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (RecorderFactory { tx }, rx)
+}
+
+/// Hands out [`Recorder`]s, one per worker.
+#[derive(Clone)]
+pub struct RecorderFactory {
+    tx: mpsc::UnboundedSender<Vec<Outcome>>,
+}
+
+impl RecorderFactory {
+    /// A new, empty recorder.
+    pub fn recorder(&self) -> Recorder {
+        Recorder {
+            batch: Vec::with_capacity(BATCH_MAX),
+            oldest: Duration::ZERO,
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// The collector task: aggregates every batch until all recorders are gone, sampling the gauges
+/// once a second. `elapsed` says how far into the run we are (for the per-second series).
+pub async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Vec<Outcome>>,
+    gauges: Arc<Gauges>,
+    elapsed: impl Fn() -> Duration,
+) -> ProfileMetrics {
+    let mut m = ProfileMetrics::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(batch) => batch.iter().for_each(|o| m.record(o)),
+                None => break,
+            },
+            _ = tick.tick() => {
+                let second = elapsed().as_secs() as u32;
+                m.series.sample(second, &gauges);
+            }
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::error::Failure;
+
+    fn outcome(at_ms: u64, total_ms: u64, failure: Option<ErrorKind>) -> Outcome {
+        Outcome {
+            at: Duration::from_millis(at_ms),
+            total: Duration::from_millis(total_ms),
+            pool_wait: Duration::ZERO,
+            conn: ConnUse::Reused {
+                age: Duration::from_secs(1),
+                idle: Duration::from_millis(5),
+            },
+            ttfb: Some(Duration::from_millis(total_ms)),
+            body: Some(Duration::ZERO),
+            bytes: 2,
+            status: failure.is_none().then_some(200),
+            failure: failure.map(|k| Box::new(Failure::new(k, "boom"))),
+        }
+    }
+
+    #[test]
+    fn outcomes_land_in_counters_histograms_and_their_second() {
+        let mut m = ProfileMetrics::default();
+        m.record(&outcome(100, 10, None));
+        m.record(&outcome(1500, 30, Some(ErrorKind::ReadTimeout)));
+        m.record(&outcome(1600, 20, None));
+        assert_eq!((m.requests, m.ok, m.failed()), (3, 2, 1));
+        assert_eq!(m.errors[ErrorKind::ReadTimeout.index()], 1);
+        assert_eq!(
+            m.examples[ErrorKind::ReadTimeout.index()].as_deref(),
+            Some("boom")
+        );
+        assert_eq!(m.reused, 3);
+        assert_eq!(m.summary(Metric::Total).count, 3);
+        let series = std::mem::take(&mut m.series).finish(2);
+        assert_eq!(series.len(), 2);
+        assert_eq!((series[0].requests, series[1].requests), (1, 2));
+        assert_eq!(series[1].errors[&ErrorKind::ReadTimeout], 1);
+    }
+
+    #[test]
+    fn a_late_batch_for_a_summarized_second_still_counts() {
+        let mut m = ProfileMetrics::default();
+        m.record(&outcome(100, 10, None));
+        m.record(&outcome(9_000, 10, None)); // closes second 0..=3
+        m.record(&outcome(200, 10, None)); // late
+        let series = std::mem::take(&mut m.series).finish(10);
+        assert_eq!(series[0].requests, 2);
+        assert_eq!(series[9].requests, 1);
+    }
+
+    #[tokio::test]
+    async fn recorders_batch_and_the_collector_sees_everything() {
+        let (factory, rx) = channel();
+        let gauges = Arc::new(Gauges::default());
+        let collector = tokio::spawn(collect(rx, gauges, || Duration::ZERO));
+        let mut r = factory.recorder();
+        for i in 0..(BATCH_MAX as u64 * 2 + 5) {
+            r.record(outcome(i, 1, None));
+        }
+        drop(r);
+        drop(factory);
+        let m = collector.await.unwrap();
+        assert_eq!(m.requests, BATCH_MAX as u64 * 2 + 5);
+    }
+}

@@ -1,0 +1,19 @@
+//! Metrics: the only place that aggregates.
+//!
+//! In: one [`Outcome`] per request from the engine, batched per worker by a [`Recorder`].
+//! Out: [`ProfileMetrics`] (HDR histograms per phase, counters by status and error class, the
+//! per-second series), which `result` turns into the serializable run result.
+//! It does not time anything itself and never calls back into the engine.
+
+mod collect;
+pub mod error;
+mod event;
+pub mod hist;
+
+pub use collect::{
+    BATCH_AGE, BATCH_MAX, Gauges, Metric, ProfileMetrics, Recorder, RecorderFactory, SecondStats,
+    Series, channel, collect,
+};
+pub use error::{ErrorKind, Failure, Phase};
+pub use event::{ConnUse, Outcome};
+pub use hist::Summary;

@@ -1,0 +1,655 @@
+//! The scenario file format (TOML) and its conversion, once, into a validated [`Scenario`].
+//!
+//! Every error names the file, line and column, the key, what was expected and what was found.
+//! Syntax and type errors come from `toml` (with its span) and `serde_path_to_error` (with the key);
+//! checks serde cannot express (concurrency 0, keep-alive above the connection cap, an unset
+//! `${VAR}`) are done here against the spans kept by `toml::Spanned`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::profile::{ClientBackend, HttpVersion, PRESET_NAMES, Profile, TlsSettings};
+use super::{HeaderSpec, LoadPlan, RequestSpec, Scenario, ScenarioError, Stage, Target};
+use crate::mock::MockConfig;
+use crate::units::{HumanDuration, OptDuration};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    target: Spanned<String>,
+    mock: Option<Spanned<MockConfig>>,
+    #[serde(default)]
+    request: RawRequest,
+    load: Spanned<RawLoad>,
+    #[serde(default)]
+    profiles: Vec<Spanned<RawProfile>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    method: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    body: Option<String>,
+    json: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    stages: Vec<Spanned<RawStage>>,
+    max_requests: Option<Spanned<u64>>,
+    graceful_stop: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    duration: Spanned<HumanDuration>,
+    concurrency: Spanned<u64>,
+    ramp: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Option<String>,
+    preset: Option<Spanned<String>>,
+    client: Option<ClientBackend>,
+    reuse_client: Option<bool>,
+    max_connections: Option<Limit>,
+    max_keepalive_connections: Option<Limit>,
+    keepalive_expiry: Option<OptDuration>,
+    timeout: Option<RawTimeouts>,
+    http_version: Option<HttpVersion>,
+    proxy: Option<String>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect: Option<OptDuration>,
+    read: Option<OptDuration>,
+    write: Option<OptDuration>,
+    pool: Option<OptDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<std::path::PathBuf>,
+    insecure: Option<bool>,
+}
+
+/// A count limit: a whole number, or "none" for unlimited.
+#[derive(Clone, Copy)]
+struct Limit(Option<usize>);
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Limit;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number, or \"none\" for unlimited")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Limit, E> {
+                usize::try_from(v)
+                    .map(|v| Limit(Some(v)))
+                    .map_err(|_| E::custom(format!("expected a whole number ≥ 0, found {v}")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Limit, E> {
+                Ok(Limit(Some(v as usize)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Limit, E> {
+                match v {
+                    "none" | "unlimited" => Ok(Limit(None)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Maps byte offsets in the file to line and column.
+struct Source<'a> {
+    path: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(
+        &self,
+        offset: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ScenarioError {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError::Invalid {
+            path: self.path.to_string(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn at<T>(
+        &self,
+        s: &Spanned<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ScenarioError {
+        self.error(s.span().start, key, message)
+    }
+
+    /// Where `key` is written in the table that starts at `range.start` (a `[[table]]`'s span
+    /// may cover only its header, so the search runs on to the next table header); the table's
+    /// start if not found.
+    fn key_in(&self, range: Range<usize>, key: &str) -> usize {
+        let last = key.rsplit(['.', ']']).next().unwrap_or(key);
+        let start = range.start.min(self.text.len());
+        let first_line_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
+        let end = self.text[first_line_end..]
+            .find("\n[")
+            .map_or(self.text.len(), |i| first_line_end + i)
+            .max(range.end.min(self.text.len()));
+        let range = start..end;
+        let slice = &self.text[range.clone()];
+        let mut from = 0;
+        while let Some(i) = slice[from..].find(last) {
+            let at = from + i;
+            let before_ok = at == 0
+                || !slice[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_');
+            let rest = slice[at + last.len()..].trim_start();
+            if before_ok && rest.starts_with('=') {
+                return range.start + at;
+            }
+            from = at + last.len();
+        }
+        range.start
+    }
+}
+
+/// Parses and validates a scenario file's text. `path` is only used in messages.
+pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let src = Source { path, text };
+    let raw = deserialize(&src)?;
+    convert(&src, raw)
+}
+
+fn deserialize(src: &Source) -> Result<RawScenario, ScenarioError> {
+    let de = toml::Deserializer::parse(src.text).map_err(|e| toml_error(src, &e, ""))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = key_path(e.path());
+        toml_error(src, e.inner(), &key)
+    })
+}
+
+/// `load.stages[0].concurrency`, without the markers `toml::Spanned` leaves in the path.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } if key.starts_with("$__serde_spanned") => {}
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn toml_error(src: &Source, e: &toml::de::Error, key: &str) -> ScenarioError {
+    let message = e.message().trim().replace('\n', "; ");
+    let offset = match e.span() {
+        Some(span) => span.start,
+        None if !key.is_empty() => src.key_in(0..src.text.len(), key),
+        None => 0,
+    };
+    let key = if key.is_empty() && e.span().is_some() {
+        "syntax".to_string()
+    } else if key.is_empty() {
+        "scenario".to_string()
+    } else {
+        key.to_string()
+    };
+    src.error(offset, key, message)
+}
+
+fn convert(src: &Source, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+    let target = convert_target(src, &raw)?;
+    let request = convert_request(src, raw.request)?;
+    let load = convert_load(src, raw.load)?;
+    let profiles = convert_profiles(src, raw.profiles)?;
+    let name = raw.name.unwrap_or_else(|| {
+        std::path::Path::new(src.path)
+            .file_stem()
+            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+    });
+    Ok(Scenario {
+        name,
+        source: src.path.to_string(),
+        target,
+        request,
+        load,
+        profiles,
+    })
+}
+
+fn convert_target(src: &Source, raw: &RawScenario) -> Result<Target, ScenarioError> {
+    let t = raw.target.get_ref().trim();
+    if t == "mock" {
+        let config = raw
+            .mock
+            .as_ref()
+            .map(|m| m.get_ref().clone())
+            .unwrap_or_default();
+        if let Err((key, msg)) = config.validate() {
+            let span = raw.mock.as_ref().map_or(0..0, |m| m.span());
+            return Err(src.error(src.key_in(span, &key), key, msg));
+        }
+        return Ok(Target::Mock(config));
+    }
+    if let Some(m) = &raw.mock {
+        return Err(src.at(
+            m,
+            "mock",
+            format!("a [mock] table only applies with target = \"mock\", found target = {t:?}"),
+        ));
+    }
+    super::parse_target_url(t)
+        .map(Target::Url)
+        .map_err(|msg| src.at(&raw.target, "target", msg))
+}
+
+fn convert_request(src: &Source, raw: RawRequest) -> Result<RequestSpec, ScenarioError> {
+    let method = match &raw.method {
+        None => Method::GET,
+        Some(m) => {
+            Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()).map_err(|_| {
+                src.at(
+                    m,
+                    "request.method",
+                    format!(
+                        "expected an HTTP method such as \"POST\", found {:?}",
+                        m.get_ref()
+                    ),
+                )
+            })?
+        }
+    };
+    let path = match &raw.path {
+        None => "/".to_string(),
+        Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
+        Some(p) => {
+            return Err(src.at(
+                p,
+                "request.path",
+                format!("expected a path starting with '/', found {:?}", p.get_ref()),
+            ));
+        }
+    };
+    let mut headers = Vec::new();
+    for (name, value) in &raw.headers {
+        let key = format!("request.headers.{name}");
+        let hname = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            src.at(
+                value,
+                key.clone(),
+                format!("expected a valid header name, found {name:?}"),
+            )
+        })?;
+        let (resolved, from_env) =
+            super::expand_env(value.get_ref()).map_err(|m| src.at(value, key.clone(), m))?;
+        let hvalue = HeaderValue::from_str(&resolved).map_err(|_| {
+            // Never echo the value: it may hold a secret.
+            src.at(
+                value,
+                key.clone(),
+                "expected a header value of visible ASCII characters",
+            )
+        })?;
+        headers.push(HeaderSpec::new(hname, hvalue, from_env));
+    }
+    let body = match (raw.body, raw.json) {
+        (Some(_), Some(j)) => {
+            return Err(src.at(
+                &j,
+                "request.json",
+                "expected either `body` or `json`, found both",
+            ));
+        }
+        (Some(b), None) => Bytes::from(b),
+        (None, Some(j)) => {
+            let bytes = serde_json::to_vec(j.get_ref())
+                .map_err(|e| src.at(&j, "request.json", format!("cannot encode as JSON: {e}")))?;
+            if !headers.iter().any(|h| h.name == http::header::CONTENT_TYPE) {
+                headers.push(HeaderSpec::new(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                    false,
+                ));
+            }
+            Bytes::from(bytes)
+        }
+        (None, None) => Bytes::new(),
+    };
+    Ok(RequestSpec {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, ScenarioError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    if raw.stages.is_empty() {
+        return Err(src.error(
+            src.key_in(span, "stages"),
+            "load.stages",
+            "expected at least one stage such as { duration = \"10s\", concurrency = 16 }, found none",
+        ));
+    }
+    let mut stages = Vec::new();
+    for (i, s) in raw.stages.into_iter().enumerate() {
+        let s = s.into_inner();
+        let key = |k: &str| format!("load.stages[{i}].{k}");
+        let duration = s.duration.get_ref().get();
+        if duration.is_zero() {
+            return Err(src.at(
+                &s.duration,
+                key("duration"),
+                "expected a duration > 0, found 0s",
+            ));
+        }
+        let concurrency = *s.concurrency.get_ref();
+        if concurrency == 0 {
+            return Err(src.at(
+                &s.concurrency,
+                key("concurrency"),
+                "expected a whole number ≥ 1, found 0",
+            ));
+        }
+        if concurrency > 100_000 {
+            return Err(src.at(
+                &s.concurrency,
+                key("concurrency"),
+                format!("expected at most 100000, found {concurrency}"),
+            ));
+        }
+        let ramp = match &s.ramp {
+            Some(r) if r.get_ref().get() > duration => {
+                return Err(src.at(
+                    r,
+                    key("ramp"),
+                    format!(
+                        "expected a ramp no longer than the stage ({}), found {}",
+                        s.duration.get_ref(),
+                        r.get_ref()
+                    ),
+                ));
+            }
+            Some(r) => r.get_ref().get(),
+            None => std::time::Duration::ZERO,
+        };
+        stages.push(Stage {
+            duration,
+            concurrency: concurrency as usize,
+            ramp,
+        });
+    }
+    let max_requests = match raw.max_requests {
+        Some(m) if *m.get_ref() == 0 => {
+            return Err(src.at(
+                &m,
+                "load.max_requests",
+                "expected a whole number ≥ 1, found 0",
+            ));
+        }
+        m => m.map(|m| *m.get_ref()),
+    };
+    Ok(LoadPlan {
+        stages,
+        max_requests,
+        graceful_stop: raw
+            .graceful_stop
+            .map_or(LoadPlan::DEFAULT_GRACEFUL_STOP, |d| d.get()),
+    })
+}
+
+fn convert_profiles(
+    src: &Source,
+    raw: Vec<Spanned<RawProfile>>,
+) -> Result<Vec<Profile>, ScenarioError> {
+    if raw.is_empty() {
+        return Ok(vec![
+            Profile::preset("recommended").expect("built-in preset"),
+        ]);
+    }
+    let mut names = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, rp) in raw.into_iter().enumerate() {
+        let span = rp.span();
+        let rp = rp.into_inner();
+        let key = |k: &str| format!("profiles[{i}].{k}");
+        let preset_name = rp
+            .preset
+            .as_ref()
+            .map_or("httpx-defaults", |p| p.get_ref().as_str());
+        let mut p = Profile::preset(preset_name).ok_or_else(|| {
+            let at = rp.preset.as_ref().map_or(span.start, |p| p.span().start);
+            src.error(
+                at,
+                key("preset"),
+                format!(
+                    "expected one of {}, found {preset_name:?}",
+                    PRESET_NAMES.join(", ")
+                ),
+            )
+        })?;
+        p.name = rp.name.unwrap_or_else(|| preset_name.to_string());
+        if rp.preset.is_none() {
+            p.preset = Some(preset_name.to_string());
+        }
+        if let Some(c) = rp.client {
+            p.client = c;
+        }
+        if let Some(r) = rp.reuse_client {
+            p.reuse_client = r;
+        }
+        if let Some(Limit(m)) = rp.max_connections {
+            p.max_connections = m;
+        }
+        if let Some(Limit(k)) = rp.max_keepalive_connections {
+            p.max_keepalive_connections = k;
+        }
+        if let Some(e) = rp.keepalive_expiry {
+            p.keepalive_expiry = e;
+        }
+        if let Some(t) = rp.timeout {
+            let to = &mut p.timeout;
+            to.connect = t.connect.unwrap_or(to.connect);
+            to.read = t.read.unwrap_or(to.read);
+            to.write = t.write.unwrap_or(to.write);
+            to.pool = t.pool.unwrap_or(to.pool);
+        }
+        if let Some(v) = rp.http_version {
+            p.http_version = v;
+        }
+        if rp.proxy.is_some() {
+            p.proxy = rp.proxy;
+        }
+        if let Some(tls) = rp.tls {
+            p.tls = TlsSettings {
+                ca_file: tls.ca_file.or(p.tls.ca_file),
+                insecure: tls.insecure.unwrap_or(p.tls.insecure),
+            };
+        }
+        if let Err((k, msg)) = p.validate() {
+            return Err(src.error(src.key_in(span.clone(), k), key(k), msg));
+        }
+        if !names.insert(p.name.clone()) {
+            return Err(src.error(
+                span.start,
+                key("name"),
+                format!(
+                    "expected a unique profile name, found {:?} twice (set `name`)",
+                    p.name
+                ),
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const GOOD: &str = r#"
+name = "t"
+target = "mock"
+
+[mock]
+latency = "10ms"
+
+[request]
+method = "post"
+path = "/v1/predict"
+headers = { Authorization = "Bearer abc", X-Trace = "1" }
+json = { prompt = "hi" }
+
+[load]
+stages = [
+  { duration = "2s", concurrency = 4 },
+  { duration = "3s", concurrency = 8, ramp = "1s" },
+]
+max_requests = 500
+
+[[profiles]]
+preset = "new-client-per-request"
+
+[[profiles]]
+name = "mine"
+max_connections = 50
+max_keepalive_connections = 10
+timeout = { read = "60s", pool = "none" }
+"#;
+
+    fn err(text: &str) -> String {
+        parse("s.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_file_becomes_one_validated_scenario() {
+        let s = parse("s.toml", GOOD).unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!(s.request.method, Method::POST);
+        assert_eq!(&s.request.body[..], br#"{"prompt":"hi"}"#);
+        assert!(s.request.headers.iter().any(|h| h.name == "content-type"));
+        assert_eq!(s.load.total(), Duration::from_secs(5));
+        assert_eq!(s.load.max_requests, Some(500));
+        assert_eq!(s.profiles.len(), 2);
+        assert!(!s.profiles[0].reuse_client);
+        let mine = &s.profiles[1];
+        assert_eq!(mine.preset.as_deref(), Some("httpx-defaults"));
+        assert_eq!(mine.max_connections, Some(50));
+        assert_eq!(mine.timeout.read.get(), Some(Duration::from_secs(60)));
+        assert_eq!(mine.timeout.pool.get(), None);
+        assert_eq!(mine.timeout.connect.get(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn zero_concurrency_names_line_column_key_and_values() {
+        let text = GOOD.replace("concurrency = 4", "concurrency = 0");
+        let e = err(&text);
+        assert!(e.starts_with("s.toml:16:"), "{e}");
+        assert!(e.contains("load.stages[0].concurrency"), "{e}");
+        assert!(e.contains("expected a whole number ≥ 1, found 0"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_place() {
+        let text = GOOD.replace("max_requests = 500", "max_requets = 500");
+        let e = err(&text);
+        assert!(e.starts_with("s.toml:19:1:"), "{e}");
+        assert!(e.contains("max_requets"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let text = GOOD.replace("max_connections = 50", "max_connections = true");
+        let e = err(&text);
+        assert!(e.contains("profiles[1].max_connections"), "{e}");
+        assert!(e.contains("s.toml:26:"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_has_a_position() {
+        let e = err("target = \"mock\"\n[load\n");
+        assert!(e.starts_with("s.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn keepalive_above_max_connections_points_at_the_key() {
+        let text = GOOD.replace(
+            "max_keepalive_connections = 10",
+            "max_keepalive_connections = 99",
+        );
+        let e = err(&text);
+        assert!(e.starts_with("s.toml:27:1:"), "{e}");
+        assert!(
+            e.contains("expected at most max_connections (50), found 99"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn negative_durations_and_unknown_presets_are_refused() {
+        let e = err(&GOOD.replace("\"2s\"", "\"-2s\""));
+        assert!(
+            e.contains("load.stages[0].duration") && e.contains("≥ 0"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("new-client-per-request", "fast"));
+        assert!(e.contains("expected one of httpx-defaults"), "{e}");
+    }
+
+    #[test]
+    fn an_unset_env_var_is_an_error_that_names_it_but_no_value() {
+        let text = GOOD.replace("Bearer abc", "Bearer ${CONNSCOPE_TEST_SURELY_UNSET}");
+        let e = err(&text);
+        assert!(e.contains("CONNSCOPE_TEST_SURELY_UNSET is not set"), "{e}");
+        assert!(e.contains("request.headers.Authorization"), "{e}");
+    }
+}

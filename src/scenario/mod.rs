@@ -1,0 +1,469 @@
+//! Scenario: what to run, validated once.
+//!
+//! In: a TOML file (see `scenarios/` and the README) or the `quick` command's flags. Out: a
+//! [`Scenario`]: the target (a URL, or the bundled mock with its settings), the request, the load
+//! plan (stages with ramps, bounded by time and optionally by a request count) and the client
+//! profiles. Secrets: header values from `${ENV}` and credential headers are marked secret and are
+//! never shown; see [`Scenario::echo`]. It does not run anything.
+
+mod file;
+mod profile;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+
+pub use file::parse;
+pub use profile::{ClientBackend, HttpVersion, PRESET_NAMES, Profile, Timeouts, TlsSettings};
+
+use crate::mock::MockConfig;
+use crate::units::HumanDuration;
+
+/// What shows in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// A scenario that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the scenario: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file (or a flag) holds something that is not valid, at a known place.
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// The dotted key (`load.stages[0].concurrency`), or `syntax`.
+        key: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse(&shown, &text)
+}
+
+/// A validated scenario: everything the engine needs, nothing optional left to interpret.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name used in summaries and report file names.
+    pub name: String,
+    /// Where it came from (a path, or `quick`).
+    pub source: String,
+    /// What to load.
+    pub target: Target,
+    /// The request every worker sends.
+    pub request: RequestSpec,
+    /// How much load, for how long.
+    pub load: LoadPlan,
+    /// The client configurations, run one after the other against the same load.
+    pub profiles: Vec<Profile>,
+}
+
+/// What the load goes to.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Start the bundled mock in-process on a free loopback port with these settings.
+    Mock(MockConfig),
+    /// A running server.
+    Url(Endpoint),
+}
+
+/// URL scheme of an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Cleartext.
+    Http,
+    /// TLS.
+    Https,
+}
+
+/// A parsed `http(s)://host:port/prefix` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// http or https.
+    pub scheme: Scheme,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// Port (the scheme's default when the URL has none).
+    pub port: u16,
+    /// Path prefix prepended to the request path ("" for none).
+    pub base_path: String,
+}
+
+impl Endpoint {
+    /// `host:port`, with brackets around IPv6 literals.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The URL without the request path.
+    pub fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}{}", self.authority(), self.base_path)
+    }
+}
+
+/// Parses a target URL; the message says what was expected.
+pub fn parse_target_url(text: &str) -> Result<Endpoint, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| format!("expected \"mock\" or an http(s):// URL, found {text:?}"))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::Http,
+        Some("https") => Scheme::Https,
+        _ => {
+            return Err(format!(
+                "expected \"mock\" or an http(s):// URL, found {text:?}"
+            ));
+        }
+    };
+    let auth = uri
+        .authority()
+        .ok_or_else(|| format!("expected a host in the URL, found {text:?}"))?;
+    if auth.as_str().contains('@') {
+        return Err(
+            "expected a URL without user:password@ (put credentials in a header from ${ENV})"
+                .into(),
+        );
+    }
+    let host = auth
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = auth.port_u16().unwrap_or(match scheme {
+        Scheme::Http => 80,
+        Scheme::Https => 443,
+    });
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok(Endpoint {
+        scheme,
+        host,
+        port,
+        base_path,
+    })
+}
+
+/// One request header. Secret values (from `${ENV}`, or credential headers) are never shown.
+#[derive(Clone, Debug)]
+pub struct HeaderSpec {
+    /// Name.
+    pub name: HeaderName,
+    /// The value sent (marked sensitive when secret).
+    pub value: HeaderValue,
+    /// Whether the value must never be shown.
+    pub secret: bool,
+}
+
+/// Headers whose values are credentials whatever their source.
+const CREDENTIAL_HEADERS: [&str; 6] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+];
+
+impl HeaderSpec {
+    /// A header; `from_env` marks values that came from `${ENV}`.
+    pub fn new(name: HeaderName, mut value: HeaderValue, from_env: bool) -> HeaderSpec {
+        let secret = from_env || CREDENTIAL_HEADERS.contains(&name.as_str());
+        value.set_sensitive(secret);
+        HeaderSpec {
+            name,
+            value,
+            secret,
+        }
+    }
+
+    /// What may be shown of the value.
+    pub fn shown(&self) -> String {
+        if self.secret {
+            REDACTED.to_string()
+        } else {
+            String::from_utf8_lossy(self.value.as_bytes()).into_owned()
+        }
+    }
+}
+
+/// Replaces every `${NAME}` with the environment variable's value. Returns the text and whether any
+/// variable was used. The error names the variable, never a value.
+pub fn expand_env(text: &str) -> Result<(String, bool), String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut used = false;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "expected `}` to close `${`, found the end of the value".to_string())?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "expected an environment variable name in ${{…}}, found {name:?}"
+            ));
+        }
+        let value =
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
+        out.push_str(&value);
+        used = true;
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok((out, used))
+}
+
+/// The request every worker sends.
+#[derive(Clone, Debug)]
+pub struct RequestSpec {
+    /// Method.
+    pub method: Method,
+    /// Path and query, starting with '/'.
+    pub path: String,
+    /// Headers, in order.
+    pub headers: Vec<HeaderSpec>,
+    /// Body (empty for none).
+    pub body: Bytes,
+}
+
+/// One stage of the closed load model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// How long the stage lasts.
+    pub duration: Duration,
+    /// Concurrent workers (virtual users) once the ramp is done.
+    pub concurrency: usize,
+    /// Linear ramp from the previous stage's concurrency (0 before the first) at the start of the
+    /// stage; zero = a step.
+    pub ramp: Duration,
+}
+
+/// How much load, for how long. Always bounded by the sum of the stage durations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadPlan {
+    /// The stages, run in order.
+    pub stages: Vec<Stage>,
+    /// Stop after this many requests (whichever of this and the duration comes first).
+    pub max_requests: Option<u64>,
+    /// How long requests in flight at the end may take to finish before they are abandoned.
+    pub graceful_stop: Duration,
+}
+
+impl LoadPlan {
+    /// Default for [`LoadPlan::graceful_stop`]: 5 seconds.
+    pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(5);
+
+    /// Sum of the stage durations.
+    pub fn total(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// The highest concurrency any stage reaches.
+    pub fn max_concurrency(&self) -> usize {
+        self.stages.iter().map(|s| s.concurrency).max().unwrap_or(0)
+    }
+
+    /// Target concurrency `t` into the run (0 after the end).
+    pub fn concurrency_at(&self, t: Duration) -> usize {
+        let mut start = Duration::ZERO;
+        let mut prev = 0usize;
+        for s in &self.stages {
+            let end = start + s.duration;
+            if t < end {
+                let into = t - start;
+                if into < s.ramp {
+                    let f = into.as_secs_f64() / s.ramp.as_secs_f64();
+                    let level = prev as f64 + (s.concurrency as f64 - prev as f64) * f;
+                    return level.round() as usize;
+                }
+                return s.concurrency;
+            }
+            prev = s.concurrency;
+            start = end;
+        }
+        0
+    }
+}
+
+/// What a report says about the scenario: everything but secrets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioEcho {
+    /// Name.
+    pub name: String,
+    /// Source file or `quick`.
+    pub source: String,
+    /// "mock" or the URL.
+    pub target: String,
+    /// The mock's settings, for `target = "mock"`.
+    pub mock: Option<MockConfig>,
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Headers with secrets replaced by [`REDACTED`].
+    pub headers: BTreeMap<String, String>,
+    /// Body size in bytes (the body itself is not echoed).
+    pub body_bytes: usize,
+    /// Stages.
+    pub stages: Vec<StageEcho>,
+    /// Request cap.
+    pub max_requests: Option<u64>,
+}
+
+/// A stage as echoed in reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageEcho {
+    /// Duration.
+    pub duration: HumanDuration,
+    /// Concurrency.
+    pub concurrency: usize,
+    /// Ramp.
+    pub ramp: HumanDuration,
+}
+
+impl Scenario {
+    /// The scenario as reports show it, secrets redacted.
+    pub fn echo(&self) -> ScenarioEcho {
+        let (target, mock) = match &self.target {
+            Target::Mock(m) => ("mock".to_string(), Some(m.clone())),
+            Target::Url(e) => (e.url(), None),
+        };
+        ScenarioEcho {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            target,
+            mock,
+            method: self.request.method.to_string(),
+            path: self.request.path.clone(),
+            headers: self
+                .request
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), h.shown()))
+                .collect(),
+            body_bytes: self.request.body.len(),
+            stages: self
+                .load
+                .stages
+                .iter()
+                .map(|s| StageEcho {
+                    duration: s.duration.into(),
+                    concurrency: s.concurrency,
+                    ramp: s.ramp.into(),
+                })
+                .collect(),
+            max_requests: self.load.max_requests,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(stages: &[(u64, usize, u64)]) -> LoadPlan {
+        LoadPlan {
+            stages: stages
+                .iter()
+                .map(|&(d, c, r)| Stage {
+                    duration: Duration::from_secs(d),
+                    concurrency: c,
+                    ramp: Duration::from_secs(r),
+                })
+                .collect(),
+            max_requests: None,
+            graceful_stop: LoadPlan::DEFAULT_GRACEFUL_STOP,
+        }
+    }
+
+    #[test]
+    fn stages_step_and_ramp_linearly() {
+        let p = plan(&[(10, 10, 0), (10, 30, 4)]);
+        assert_eq!(p.concurrency_at(Duration::from_secs(0)), 10);
+        assert_eq!(p.concurrency_at(Duration::from_secs(9)), 10);
+        assert_eq!(p.concurrency_at(Duration::from_secs(10)), 10);
+        assert_eq!(p.concurrency_at(Duration::from_secs(12)), 20);
+        assert_eq!(p.concurrency_at(Duration::from_secs(14)), 30);
+        assert_eq!(p.concurrency_at(Duration::from_secs(20)), 0);
+        assert_eq!(p.total(), Duration::from_secs(20));
+        assert_eq!(p.max_concurrency(), 30);
+    }
+
+    #[test]
+    fn env_references_expand_and_are_marked() {
+        // SAFETY: tests in this crate do not read this variable concurrently.
+        unsafe { std::env::set_var("CONNSCOPE_TEST_TOKEN", "s3cret") };
+        let (v, used) = expand_env("Bearer ${CONNSCOPE_TEST_TOKEN}").unwrap();
+        assert_eq!(v, "Bearer s3cret");
+        assert!(used);
+        let (v, used) = expand_env("plain").unwrap();
+        assert_eq!((v.as_str(), used), ("plain", false));
+        assert!(expand_env("${}").is_err());
+        assert!(expand_env("${OPEN").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_the_echo() {
+        let h = HeaderSpec::new(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("Bearer abc"),
+            false,
+        );
+        assert_eq!(h.shown(), REDACTED);
+        let h = HeaderSpec::new(
+            HeaderName::from_static("x-model"),
+            HeaderValue::from_static("llama"),
+            true,
+        );
+        assert_eq!(h.shown(), REDACTED);
+        let h = HeaderSpec::new(
+            HeaderName::from_static("x-model"),
+            HeaderValue::from_static("llama"),
+            false,
+        );
+        assert_eq!(h.shown(), "llama");
+    }
+
+    #[test]
+    fn target_urls_parse_and_refuse_credentials() {
+        let e = parse_target_url("https://api.example.com/v1/").unwrap();
+        assert_eq!(e.scheme, Scheme::Https);
+        assert_eq!((e.host.as_str(), e.port), ("api.example.com", 443));
+        assert_eq!(e.base_path, "/v1");
+        let e = parse_target_url("http://[::1]:8080").unwrap();
+        assert_eq!(e.authority(), "[::1]:8080");
+        assert!(parse_target_url("http://u:p@host").is_err());
+        assert!(parse_target_url("ftp://host").is_err());
+    }
+}

@@ -4,7 +4,11 @@
 //! The bundled [`mock`] server is a real HTTP server the engine can load without any setup.
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod engine;
 pub mod metrics;
 pub mod mock;
+pub mod report;
+pub mod result;
 pub mod scenario;
 pub mod units;

@@ -122,13 +122,18 @@ impl Endpoint {
         }
     }
 
-    /// The URL without the request path.
-    pub fn url(&self) -> String {
+    /// `scheme://host:port`.
+    pub fn origin(&self) -> String {
         let scheme = match self.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
-        format!("{scheme}://{}{}", self.authority(), self.base_path)
+        format!("{scheme}://{}", self.authority())
+    }
+
+    /// The URL without the request path.
+    pub fn url(&self) -> String {
+        format!("{}{}", self.origin(), self.base_path)
     }
 }
 
@@ -216,8 +221,9 @@ impl HeaderSpec {
     }
 }
 
-/// Replaces every `${NAME}` with the environment variable's value. Returns the text and whether any
-/// variable was used. The error names the variable, never a value.
+/// Replaces every `${NAME}` (or `${NAME:-default}`, as in the shell) with the environment
+/// variable's value. Returns the text and whether any reference was used (such values are
+/// secret). The error names the variable, never a value.
 pub fn expand_env(text: &str) -> Result<(String, bool), String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -228,14 +234,20 @@ pub fn expand_env(text: &str) -> Result<(String, bool), String> {
         let end = after
             .find('}')
             .ok_or_else(|| "expected `}` to close `${`, found the end of the value".to_string())?;
-        let name = &after[..end];
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (&after[..end], None),
+        };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!(
                 "expected an environment variable name in ${{…}}, found {name:?}"
             ));
         }
-        let value =
-            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
+        let value = match (std::env::var(name), default) {
+            (Ok(v), _) => v,
+            (Err(_), Some(d)) => d.to_string(),
+            (Err(_), None) => return Err(format!("environment variable {name} is not set")),
+        };
         out.push_str(&value);
         used = true;
         rest = &after[end + 1..];
@@ -429,6 +441,8 @@ mod tests {
         assert!(used);
         let (v, used) = expand_env("plain").unwrap();
         assert_eq!((v.as_str(), used), ("plain", false));
+        let (v, _) = expand_env("${CONNSCOPE_TEST_SURELY_UNSET:-fallback}").unwrap();
+        assert_eq!(v, "fallback");
         assert!(expand_env("${}").is_err());
         assert!(expand_env("${OPEN").is_err());
     }

@@ -1,0 +1,428 @@
+//! The command line: `run`, `quick`, `validate`, `mock`.
+//!
+//! Flags are parsed once by clap (help comes from these doc comments), turned into the same
+//! validated [`Scenario`] a file gives, and handed to the engine. Errors get context here and map
+//! to documented exit codes: 0 done, 2 bad input or the run could not start, 130 interrupted (the
+//! report is still written).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use http::{HeaderName, HeaderValue, Method};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{self, Progress};
+use crate::mock::{MockConfig, MockServer};
+use crate::result::{ProfileResult, RunResult};
+use crate::scenario::{
+    self, HeaderSpec, HttpVersion, LoadPlan, PRESET_NAMES, Profile, RequestSpec, Scenario, Stage,
+    Target,
+};
+use crate::units::{HumanDuration, OptDuration, format_duration};
+
+/// Exit code: the input was invalid or the run could not start.
+pub const EXIT_INPUT: u8 = 2;
+/// Exit code: the run was interrupted (its report was still written).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// connscope: measure how HTTP client settings (pool, keep-alive, timeouts, client reuse) behave
+/// under load, against a real endpoint or the bundled mock server.
+#[derive(Parser, Debug)]
+#[command(name = "connscope", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario file: the same load with each client profile, then a side-by-side summary
+    /// and a JSON report.
+    Run(RunArgs),
+    /// Load one URL with oha/hey-style flags (`mock` as URL starts the bundled mock).
+    Quick(Box<QuickArgs>),
+    /// Check a scenario file without running it.
+    Validate {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+    },
+    /// Serve the bundled mock until Ctrl-C.
+    Mock {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Mock settings (the `[mock]` table of a scenario, as a file of its own).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The scenario file (TOML).
+    scenario: PathBuf,
+    /// Directory for the JSON report.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    out: PathBuf,
+    /// Run only these profiles (by name; repeatable).
+    #[arg(long = "profile", value_name = "NAME")]
+    profiles: Vec<String>,
+    /// Print the JSON report on stdout instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct QuickArgs {
+    /// The URL to load, or `mock` for the bundled mock (zero latency, 2-byte body).
+    url: String,
+    /// Concurrent workers.
+    #[arg(short = 'c', value_name = "N", default_value_t = 50)]
+    concurrency: usize,
+    /// Stop after this many requests. Default: 200 unless -z is given.
+    #[arg(short = 'n', value_name = "N")]
+    requests: Option<u64>,
+    /// Run for this long ("10s", "1m"). Without -z, the run is capped at 1 hour.
+    #[arg(short = 'z', value_name = "DURATION")]
+    duration: Option<HumanDuration>,
+    /// HTTP method.
+    #[arg(short = 'm', value_name = "METHOD", default_value = "GET")]
+    method: String,
+    /// A request header "Name: value" (repeatable); values may use ${ENV_VAR}.
+    #[arg(short = 'H', value_name = "HEADER")]
+    headers: Vec<String>,
+    /// Request body.
+    #[arg(short = 'd', value_name = "BODY")]
+    body: Option<String>,
+    /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
+    #[arg(long)]
+    http2: bool,
+    /// Accept any TLS certificate.
+    #[arg(long)]
+    insecure: bool,
+    /// A new connection (new client) per request, closed by the client afterwards.
+    #[arg(long)]
+    disable_keepalive: bool,
+    /// Print the JSON report on stdout instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Client profile preset the flags below override.
+    #[arg(long, value_name = "NAME", default_value = "recommended")]
+    preset: String,
+    /// Most connections open at once ("none" for unlimited).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<String>,
+    /// Most idle connections kept.
+    #[arg(long, value_name = "N")]
+    max_keepalive: Option<usize>,
+    /// How long an idle connection is kept ("none" = forever).
+    #[arg(long, value_name = "DURATION")]
+    keepalive_expiry: Option<OptDuration>,
+    /// Connect timeout (DNS + TCP + TLS), or "none".
+    #[arg(long, value_name = "DURATION")]
+    connect_timeout: Option<OptDuration>,
+    /// Read timeout (response head and each body chunk), or "none".
+    #[arg(long, value_name = "DURATION")]
+    read_timeout: Option<OptDuration>,
+    /// Write timeout, or "none".
+    #[arg(long, value_name = "DURATION")]
+    write_timeout: Option<OptDuration>,
+    /// Pool timeout (waiting for a connection), or "none".
+    #[arg(long, value_name = "DURATION")]
+    pool_timeout: Option<OptDuration>,
+}
+
+/// Entry point: parses argv, runs, maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_INPUT)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Run(args) => {
+            let mut s = scenario::load(&args.scenario)?;
+            select_profiles(&mut s, &args.profiles)?;
+            execute(&s, Some(&args.out), args.json)
+        }
+        Command::Quick(args) => {
+            let out = args.out.clone();
+            let json = args.json;
+            let s = quick_scenario(*args)?;
+            execute(&s, out.as_deref(), json)
+        }
+        Command::Validate { scenario } => {
+            let s = scenario::load(&scenario)?;
+            println!(
+                "{}: ok: {} stage(s), {} in all, max concurrency {}, profiles: {}",
+                scenario.display(),
+                s.load.stages.len(),
+                format_duration(s.load.total()),
+                s.load.max_concurrency(),
+                s.profiles
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(0)
+        }
+        Command::Mock { listen, config } => {
+            let config = match config {
+                None => MockConfig::default(),
+                Some(path) => load_mock_config(&path)?,
+            };
+            let server = MockServer::start(listen, config)
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!(
+                "connscope mock listening on {} (Ctrl-C stops it)",
+                server.url()
+            );
+            server.wait();
+            Ok(0)
+        }
+    }
+}
+
+fn load_mock_config(path: &std::path::Path) -> Result<MockConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the mock config", path.display()))?;
+    let config: MockConfig = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+        anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+    })?;
+    if let Err((key, msg)) = config.validate() {
+        bail!("{}: {key}: {msg}", path.display());
+    }
+    Ok(config)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn select_profiles(s: &mut Scenario, wanted: &[String]) -> Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    for w in wanted {
+        if !s.profiles.iter().any(|p| &p.name == w) {
+            let names: Vec<&str> = s.profiles.iter().map(|p| p.name.as_str()).collect();
+            bail!(
+                "--profile {w}: expected one of the scenario's profiles ({}), found {w:?}",
+                names.join(", ")
+            );
+        }
+    }
+    s.profiles.retain(|p| wanted.contains(&p.name));
+    Ok(())
+}
+
+/// Turns `quick`'s flags into the same validated scenario a file gives.
+fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
+    let target = if a.url == "mock" {
+        Target::Mock(MockConfig::default())
+    } else {
+        Target::Url(scenario::parse_target_url(&a.url).map_err(|m| anyhow!("URL: {m}"))?)
+    };
+    if a.concurrency == 0 {
+        bail!("-c: expected at least 1, found 0");
+    }
+    let method = Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| anyhow!("-m: expected an HTTP method, found {:?}", a.method))?;
+    let mut headers = Vec::new();
+    for h in &a.headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| anyhow!("-H: expected \"Name: value\", found a header without ':'"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| anyhow!("-H: expected a valid header name, found {:?}", name.trim()))?;
+        let (resolved, from_env) =
+            scenario::expand_env(value.trim()).map_err(|m| anyhow!("-H {name}: {m}"))?;
+        let value = HeaderValue::from_str(&resolved)
+            .map_err(|_| anyhow!("-H {name}: expected visible ASCII in the value"))?;
+        headers.push(HeaderSpec::new(name, value, from_env));
+    }
+    let mut p = Profile::preset(&a.preset).ok_or_else(|| {
+        anyhow!(
+            "--preset: expected one of {}, found {:?}",
+            PRESET_NAMES.join(", "),
+            a.preset
+        )
+    })?;
+    if a.disable_keepalive {
+        p = Profile {
+            reuse_client: false,
+            max_connections: None,
+            max_keepalive_connections: Some(0),
+            ..p
+        };
+    }
+    if let Some(m) = &a.max_connections {
+        p.max_connections = match m.as_str() {
+            "none" | "unlimited" => None,
+            n => Some(n.parse().map_err(|_| {
+                anyhow!("--max-connections: expected a whole number or \"none\", found {n:?}")
+            })?),
+        };
+    }
+    if let Some(k) = a.max_keepalive {
+        p.max_keepalive_connections = Some(k);
+    }
+    if let Some(e) = a.keepalive_expiry {
+        p.keepalive_expiry = e;
+    }
+    let t = &mut p.timeout;
+    t.connect = a.connect_timeout.unwrap_or(t.connect);
+    t.read = a.read_timeout.unwrap_or(t.read);
+    t.write = a.write_timeout.unwrap_or(t.write);
+    t.pool = a.pool_timeout.unwrap_or(t.pool);
+    if a.http2 {
+        p.http_version = HttpVersion::Http2;
+    }
+    p.tls.insecure = a.insecure;
+    p.name = if a.disable_keepalive {
+        "no-keepalive".into()
+    } else {
+        a.preset.clone()
+    };
+    p.validate()
+        .map_err(|(key, msg)| anyhow!("--{}: {msg}", key.replace('_', "-")))?;
+    let duration = a.duration.map(|d| d.get());
+    if duration.is_some_and(|d| d.is_zero()) {
+        bail!("-z: expected a duration > 0, found 0s");
+    }
+    let requests = match (a.requests, duration) {
+        (Some(0), _) => bail!("-n: expected at least 1, found 0"),
+        (Some(n), _) => Some(n),
+        (None, Some(_)) => None,
+        (None, None) => Some(200),
+    };
+    Ok(Scenario {
+        name: "quick".into(),
+        source: "quick".into(),
+        target,
+        request: RequestSpec {
+            method,
+            path: "/".into(),
+            headers,
+            body: a.body.map(bytes::Bytes::from).unwrap_or_default(),
+        },
+        load: LoadPlan {
+            stages: vec![Stage {
+                duration: duration.unwrap_or(Duration::from_secs(3600)),
+                concurrency: a.concurrency,
+                ramp: Duration::ZERO,
+            }],
+            max_requests: requests,
+            graceful_stop: LoadPlan::DEFAULT_GRACEFUL_STOP,
+        },
+        profiles: vec![p],
+    }
+    .with_url_path(&a.url))
+}
+
+impl Scenario {
+    /// For `quick URL`: the URL's path (and query) becomes the request path.
+    fn with_url_path(mut self, url: &str) -> Scenario {
+        if let Target::Url(e) = &mut self.target {
+            let pq = url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+                .unwrap_or_else(|| "/".into());
+            e.base_path.clear();
+            self.request.path = if pq.is_empty() { "/".into() } else { pq };
+        }
+        self
+    }
+}
+
+/// Prints one line per profile to stderr.
+struct StderrProgress;
+
+impl Progress for StderrProgress {
+    fn profile_started(&self, index: usize, count: usize, name: &str) {
+        eprintln!("[{}/{count}] {name}: running", index + 1);
+    }
+
+    fn profile_finished(&self, p: &ProfileResult) {
+        eprintln!(
+            "      {} requests in {}, {:.1} req/s, p99 {}, {} failed{}",
+            p.requests,
+            format_duration(Duration::from_micros(p.duration_us)),
+            p.rps,
+            format_duration(Duration::from_micros(p.latency.p99_us)),
+            p.failed,
+            if p.interrupted { " (interrupted)" } else { "" }
+        );
+    }
+}
+
+fn execute(s: &Scenario, out: Option<&std::path::Path>, json: bool) -> Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result: RunResult = runtime.block_on(async {
+        let interrupt = CancellationToken::new();
+        tokio::spawn(watch_signals(interrupt.clone()));
+        engine::run(s, &interrupt, &StderrProgress).await
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if json {
+        println!("{}", crate::report::to_json(&result));
+    } else {
+        print!("{}", crate::report::summary(&result));
+    }
+    if let Some(dir) = out {
+        let path = crate::report::write_json(&result, dir)
+            .with_context(|| format!("cannot write the report into {}", dir.display()))?;
+        eprintln!("report: {}", path.display());
+    }
+    Ok(if result.interrupted {
+        EXIT_INTERRUPTED
+    } else {
+        0
+    })
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn watch_signals(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    eprintln!("interrupted: stopping the load and writing what was measured");
+    token.cancel();
+}

@@ -1,0 +1,196 @@
+//! The client under test, built once from a profile: a [`Pool`] and the request template.
+//! [`Client::execute`] runs one request and always returns an [`Outcome`]: failures are data.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method, Request, Uri, Version};
+use http_body_util::{BodyExt, Full};
+
+use super::EngineError;
+use super::connect::{Connector, ReqBody};
+use super::pool::Pool;
+use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase, error::classify};
+use crate::scenario::{Endpoint, Profile, RequestSpec};
+
+/// What every request of a run looks like; cloned cheaply per request.
+struct Template {
+    method: Method,
+    origin_form: Uri,
+    absolute_form: Uri,
+    use_absolute: bool,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Template {
+    fn new(
+        endpoint: &Endpoint,
+        spec: &RequestSpec,
+        absolute: bool,
+    ) -> Result<Template, EngineError> {
+        let path = format!("{}{}", endpoint.base_path, spec.path);
+        let origin_form: Uri = path
+            .parse()
+            .map_err(|_| EngineError::Config(format!("not a valid request path: {path}")))?;
+        let absolute_url = format!("{}{path}", endpoint.origin());
+        let absolute_form: Uri = absolute_url
+            .parse()
+            .map_err(|_| EngineError::Config(format!("not a valid URL: {absolute_url}")))?;
+        let mut headers = HeaderMap::new();
+        let host = HeaderValue::from_str(&endpoint.authority())
+            .map_err(|_| EngineError::Config(format!("not a valid host: {}", endpoint.host)))?;
+        headers.insert(HOST, host);
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("connscope/", env!("CARGO_PKG_VERSION"))),
+        );
+        for h in &spec.headers {
+            headers.append(h.name.clone(), h.value.clone());
+        }
+        Ok(Template {
+            method: spec.method.clone(),
+            origin_form,
+            absolute_form,
+            use_absolute: absolute,
+            headers,
+            body: spec.body.clone(),
+        })
+    }
+
+    fn build(&self, h2: bool) -> Request<ReqBody> {
+        let mut req = Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.headers_mut() = self.headers.clone();
+        if h2 {
+            *req.uri_mut() = self.absolute_form.clone();
+            *req.version_mut() = Version::HTTP_2;
+            req.headers_mut().remove(HOST);
+        } else if self.use_absolute {
+            *req.uri_mut() = self.absolute_form.clone();
+        } else {
+            *req.uri_mut() = self.origin_form.clone();
+        }
+        req
+    }
+}
+
+/// One profile's client against one endpoint.
+pub struct Client {
+    pool: Pool,
+    template: Template,
+    read_timeout: Option<Duration>,
+}
+
+impl Client {
+    /// Builds the client (pool, TLS configuration, request template) once.
+    pub fn new(
+        endpoint: &Endpoint,
+        profile: &Profile,
+        spec: &RequestSpec,
+    ) -> Result<Client, EngineError> {
+        let connector = Connector::new(endpoint, profile)?;
+        let template = Template::new(endpoint, spec, connector.absolute_form())?;
+        Ok(Client {
+            pool: Pool::new(connector, profile),
+            template,
+            read_timeout: profile.timeout.read.get(),
+        })
+    }
+
+    /// The pool (for its counters).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Runs one request that became due at `due`; `run_start` anchors the outcome's timestamp.
+    pub async fn execute(&self, due: Instant, run_start: Instant) -> Outcome {
+        let mut out = Outcome {
+            at: Duration::ZERO,
+            total: Duration::ZERO,
+            pool_wait: Duration::ZERO,
+            conn: ConnUse::None,
+            ttfb: None,
+            body: None,
+            bytes: 0,
+            status: None,
+            failure: None,
+        };
+        if let Err(f) = self.exchange(due, &mut out).await {
+            out.failure = Some(Box::new(f));
+        }
+        let now = Instant::now();
+        out.total = now.duration_since(due);
+        out.at = now.duration_since(run_start);
+        out
+    }
+
+    async fn exchange(&self, due: Instant, out: &mut Outcome) -> Result<(), Failure> {
+        let mut lease = match self.pool.checkout(due).await {
+            Ok(l) => l,
+            Err(e) => {
+                out.pool_wait = e.pool_wait;
+                return Err(e.failure);
+            }
+        };
+        out.pool_wait = lease.pool_wait;
+        out.conn = lease.usage;
+        let reused = lease.usage.is_reused();
+        let req = self.template.build(lease.is_h2());
+        let sent = Instant::now();
+        let resp = with_timeout(self.read_timeout, lease.sender().send(req), || {
+            read_timeout("the response head", self.read_timeout)
+        })
+        .await?
+        .map_err(|e| classify(&e, Phase::Request, reused))?;
+        let head = Instant::now();
+        out.ttfb = Some(head.duration_since(sent));
+        let status = resp.status().as_u16();
+        out.status = Some(status);
+        let mut body = resp.into_body();
+        loop {
+            let frame = with_timeout(self.read_timeout, body.frame(), || {
+                read_timeout("the next body chunk", self.read_timeout)
+            })
+            .await?;
+            match frame {
+                None => break,
+                Some(Ok(f)) => {
+                    if let Some(d) = f.data_ref() {
+                        out.bytes += d.len() as u64;
+                    }
+                }
+                Some(Err(e)) => return Err(classify(&e, Phase::Body, reused)),
+            }
+        }
+        out.body = Some(head.elapsed());
+        lease.reusable();
+        match status {
+            400..=499 => Err(Failure::new(ErrorKind::Status4xx, format!("HTTP {status}"))),
+            500..=599 => Err(Failure::new(ErrorKind::Status5xx, format!("HTTP {status}"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
+    Failure::new(
+        ErrorKind::ReadTimeout,
+        format!(
+            "no {what} within the read timeout of {:?}",
+            limit.unwrap_or_default()
+        ),
+    )
+}
+
+async fn with_timeout<F: std::future::Future>(
+    limit: Option<Duration>,
+    fut: F,
+    on_timeout: impl FnOnce() -> Failure,
+) -> Result<F::Output, Failure> {
+    match limit {
+        None => Ok(fut.await),
+        Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| on_timeout()),
+    }
+}

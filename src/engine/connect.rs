@@ -1,0 +1,332 @@
+//! Opening one connection, each step timed apart: DNS, TCP connect (plus the proxy's CONNECT
+//! tunnel for https through a proxy), TLS handshake, then hyper's HTTP/1.1 or HTTP/2 handshake.
+//!
+//! `timeout.connect` bounds all of it, as httpx's connect timeout does. Errors are classified here
+//! (phase: connect) so the caller only sees a [`Failure`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::EngineError;
+use crate::metrics::{ErrorKind, Failure, Phase, error::classify};
+use crate::scenario::{Endpoint, HttpVersion, Profile, Scheme};
+
+/// The request body type every connection carries.
+pub type ReqBody = Full<Bytes>;
+
+/// A ready-to-use HTTP connection handle.
+pub enum Sender {
+    /// An HTTP/1.1 connection: one request at a time.
+    H1(http1::SendRequest<ReqBody>),
+    /// An HTTP/2 connection: shared by many requests.
+    H2(http2::SendRequest<ReqBody>),
+}
+
+/// A new connection and how long each step took.
+pub struct Connected {
+    /// The handle.
+    pub sender: Sender,
+    /// Name resolution; `None` for an IP literal.
+    pub dns: Option<Duration>,
+    /// TCP connect (and proxy tunnel).
+    pub tcp: Duration,
+    /// TLS handshake; `None` for cleartext.
+    pub tls: Option<Duration>,
+}
+
+/// Opens connections to one endpoint with one profile's settings.
+pub struct Connector {
+    endpoint: Endpoint,
+    proxy: Option<(String, u16)>,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    version: HttpVersion,
+    timeout: Option<Duration>,
+}
+
+impl Connector {
+    /// Builds the connector (and the TLS configuration, once) for a profile.
+    pub fn new(endpoint: &Endpoint, profile: &Profile) -> Result<Connector, EngineError> {
+        let proxy = match &profile.proxy {
+            None => None,
+            Some(url) => {
+                let e = crate::scenario::parse_target_url(url)
+                    .map_err(|m| EngineError::Config(format!("proxy: {m}")))?;
+                Some((e.host, e.port))
+            }
+        };
+        let tls = match endpoint.scheme {
+            Scheme::Http => None,
+            Scheme::Https => {
+                let config = tls_config(profile)?;
+                let name = ServerName::try_from(endpoint.host.clone()).map_err(|_| {
+                    EngineError::Config(format!("not a valid TLS server name: {}", endpoint.host))
+                })?;
+                Some((TlsConnector::from(Arc::new(config)), name))
+            }
+        };
+        Ok(Connector {
+            endpoint: endpoint.clone(),
+            proxy,
+            tls,
+            version: profile.http_version,
+            timeout: profile.timeout.connect.get(),
+        })
+    }
+
+    /// True when requests must carry an absolute URI (plain HTTP through a proxy).
+    pub fn absolute_form(&self) -> bool {
+        self.proxy.is_some() && self.tls.is_none()
+    }
+
+    /// Opens one connection within the connect timeout.
+    pub async fn connect(&self) -> Result<Connected, Failure> {
+        match self.timeout {
+            None => self.connect_inner().await,
+            Some(limit) => tokio::time::timeout(limit, self.connect_inner())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::new(
+                        ErrorKind::ConnectTimeout,
+                        format!(
+                            "no connection to {} within the connect timeout of {limit:?}",
+                            self.endpoint.authority()
+                        ),
+                    ))
+                }),
+        }
+    }
+
+    async fn connect_inner(&self) -> Result<Connected, Failure> {
+        let (host, port) = match &self.proxy {
+            Some((h, p)) => (h.as_str(), *p),
+            None => (self.endpoint.host.as_str(), self.endpoint.port),
+        };
+        let (addrs, dns) = resolve(host, port).await?;
+        let t = Instant::now();
+        let mut stream = connect_any(&addrs).await?;
+        let _ = stream.set_nodelay(true);
+        if self.proxy.is_some() && self.tls.is_some() {
+            tunnel(&mut stream, &self.endpoint.authority()).await?;
+        }
+        let tcp = t.elapsed();
+        match &self.tls {
+            None => {
+                let h2 = self.version == HttpVersion::Http2;
+                let sender = handshake(stream, h2).await?;
+                Ok(Connected {
+                    sender,
+                    dns,
+                    tcp,
+                    tls: None,
+                })
+            }
+            Some((connector, name)) => {
+                let t = Instant::now();
+                let tls = connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|e| tls_failure(&e))?;
+                let tls_time = t.elapsed();
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                let sender = handshake(tls, h2).await?;
+                Ok(Connected {
+                    sender,
+                    dns,
+                    tcp,
+                    tls: Some(tls_time),
+                })
+            }
+        }
+    }
+}
+
+fn tls_failure(e: &std::io::Error) -> Failure {
+    let mut f = classify(e, Phase::Connect, false);
+    if f.kind == ErrorKind::ConnectError && e.get_ref().is_some() {
+        f.kind = ErrorKind::Tls;
+    }
+    f
+}
+
+async fn resolve(host: &str, port: u16) -> Result<(Vec<SocketAddr>, Option<Duration>), Failure> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok((vec![SocketAddr::new(ip, port)], None));
+    }
+    let t = Instant::now();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure::new(ErrorKind::Dns, format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Failure::new(
+            ErrorKind::Dns,
+            format!("{host} has no addresses"),
+        ));
+    }
+    Ok((addrs, Some(t.elapsed())))
+}
+
+async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.expect("resolve returns at least one address");
+    let mut f = classify(&e, Phase::Connect, false);
+    f.message = format!("connect to {}: {}", addrs[0], f.message);
+    Err(f)
+}
+
+/// Opens a CONNECT tunnel through an HTTP proxy.
+async fn tunnel(stream: &mut TcpStream, authority: &str) -> Result<(), Failure> {
+    let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    let io = |e: std::io::Error| classify(&e, Phase::Connect, false);
+    stream.write_all(req.as_bytes()).await.map_err(io)?;
+    let mut buf = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.map_err(io)? == 0 || buf.len() > 8192 {
+            return Err(Failure::new(
+                ErrorKind::ConnectError,
+                "the proxy closed the connection during CONNECT",
+            ));
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        let line = head.lines().next().unwrap_or("").to_string();
+        return Err(Failure::new(
+            ErrorKind::ConnectError,
+            format!("the proxy refused the tunnel: {line}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn handshake<S>(io: S, h2: bool) -> Result<Sender, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let fail = |e: hyper::Error| classify(&e, Phase::Connect, false);
+    if h2 {
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .map_err(fail)?;
+        tokio::spawn(conn);
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = http1::handshake(TokioIo::new(io)).await.map_err(fail)?;
+        tokio::spawn(conn);
+        Ok(Sender::H1(sender))
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_config(profile: &Profile) -> Result<ClientConfig, EngineError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| EngineError::Config(format!("TLS: {e}")))?;
+    let mut config = if profile.tls.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &profile.tls.ca_file {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| EngineError::Config(format!("tls.ca_file {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(EngineError::Config(format!(
+                    "tls.ca_file {}: no certificate found",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    EngineError::Config(format!("tls.ca_file {}: {e}", path.display()))
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = match profile.http_version {
+        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+        HttpVersion::Http2 => vec![b"h2".to_vec()],
+        HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
+    Ok(config)
+}
+
+/// `tls.insecure = true`: accepts any server certificate (signatures are still checked).
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,175 @@
+//! The closed load model: one loop, parameterized by the load plan and the stop conditions.
+//!
+//! `max_concurrency` worker tasks are spawned; worker `i` sends requests back to back while `i` is
+//! below the plan's current concurrency (a ramp raises or lowers it every [`TICK`]). The run ends
+//! at the plan's total duration, after `max_requests`, or on interrupt. Requests in flight at the
+//! end get `graceful_stop` to finish; then (or at once on interrupt) they are abandoned and counted
+//! as aborted, not as errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::client::Client;
+use crate::metrics::{Gauges, RecorderFactory};
+use crate::scenario::LoadPlan;
+
+/// How often the controller re-reads the plan's concurrency.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// How a profile's run ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunEnd {
+    /// From start until the last worker stopped.
+    pub elapsed: Duration,
+    /// Stopped by an interrupt (Ctrl-C, SIGTERM).
+    pub interrupted: bool,
+    /// Requests in flight that were abandoned at the end.
+    pub aborted: u64,
+}
+
+struct Shared {
+    client: Arc<Client>,
+    gauges: Arc<Gauges>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    remaining: Option<AtomicU64>,
+    aborted: AtomicU64,
+    start: Instant,
+}
+
+/// Drives the plan against the client until it ends; every outcome goes to a recorder.
+pub async fn run(
+    plan: &LoadPlan,
+    client: Arc<Client>,
+    recorders: RecorderFactory,
+    gauges: Arc<Gauges>,
+    start: Instant,
+    interrupt: &CancellationToken,
+) -> RunEnd {
+    let shared = Arc::new(Shared {
+        client,
+        gauges: gauges.clone(),
+        stop: CancellationToken::new(),
+        abort: CancellationToken::new(),
+        remaining: plan.max_requests.map(AtomicU64::new),
+        aborted: AtomicU64::new(0),
+        start,
+    });
+    let level = plan.concurrency_at(Duration::ZERO);
+    gauges.concurrency.store(level as u64, Ordering::Relaxed);
+    let (level_tx, level_rx) = watch::channel(level);
+    let mut workers = JoinSet::new();
+    for index in 0..plan.max_concurrency() {
+        let shared = shared.clone();
+        let rx = level_rx.clone();
+        let recorder = recorders.recorder();
+        workers.spawn(worker(index, shared, rx, recorder));
+    }
+    drop(recorders);
+
+    let total = plan.total();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let t = start.elapsed();
+                if t >= total {
+                    break;
+                }
+                let level = plan.concurrency_at(t);
+                gauges.concurrency.store(level as u64, Ordering::Relaxed);
+                level_tx.send_if_modified(|l| std::mem::replace(l, level) != level);
+            }
+            _ = interrupt.cancelled() => {
+                interrupted = true;
+                break;
+            }
+            done = workers.join_next() => {
+                if done.is_none() {
+                    break; // every worker stopped: max_requests reached
+                }
+            }
+        }
+    }
+    shared.stop.cancel();
+    let grace = if interrupted {
+        Duration::ZERO
+    } else {
+        plan.graceful_stop
+    };
+    let drain = async { while workers.join_next().await.is_some() {} };
+    tokio::pin!(drain);
+    let drained = tokio::select! {
+        _ = &mut drain => true,
+        _ = tokio::time::sleep(grace) => false,
+        _ = interrupt.cancelled(), if !interrupted => {
+            interrupted = true;
+            false
+        }
+    };
+    if !drained {
+        shared.abort.cancel();
+        drain.await;
+    }
+    gauges.concurrency.store(0, Ordering::Relaxed);
+    RunEnd {
+        elapsed: start.elapsed(),
+        interrupted,
+        aborted: shared.aborted.load(Ordering::Relaxed),
+    }
+}
+
+/// Claims one request from the `max_requests` budget; false when it is used up.
+fn claim(remaining: &Option<AtomicU64>) -> bool {
+    match remaining {
+        None => true,
+        Some(r) => r
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok(),
+    }
+}
+
+async fn worker(
+    index: usize,
+    shared: Arc<Shared>,
+    mut level: watch::Receiver<usize>,
+    mut recorder: crate::metrics::Recorder,
+) {
+    loop {
+        while index >= *level.borrow_and_update() {
+            tokio::select! {
+                changed = level.changed() => if changed.is_err() { return },
+                _ = shared.stop.cancelled() => return,
+            }
+        }
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        if !claim(&shared.remaining) {
+            shared.stop.cancel();
+            return;
+        }
+        shared.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
+        let due = Instant::now();
+        let outcome = tokio::select! {
+            biased;
+            _ = shared.abort.cancelled() => None,
+            o = shared.client.execute(due, shared.start) => Some(o),
+        };
+        shared.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Some(o) => recorder.record(o),
+            None => {
+                shared.aborted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}

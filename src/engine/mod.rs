@@ -1,0 +1,130 @@
+//! Engine: drives a scenario's load through each profile's client and emits one outcome per request.
+//!
+//! In: a validated [`Scenario`]. Out: a [`RunResult`] (through `metrics`, which does all the
+//! aggregation). Parts: [`connect`] opens and times connections, [`pool`] gives them out with
+//! httpx's semantics, [`client`] runs one request, [`load`] is the one load loop. For
+//! `target = "mock"` the bundled mock is started here, once for all profiles.
+//! The engine never reads a report and never prints; progress goes through [`Progress`].
+
+pub mod client;
+pub mod connect;
+pub mod load;
+pub mod pool;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{self, Gauges};
+use crate::mock::MockServer;
+use crate::result::{PoolCounters, ProfileResult, RunResult, SCHEMA_VERSION};
+use crate::scenario::{Endpoint, Scenario, Target};
+
+pub use client::Client;
+
+/// An engine error: the run could not start. Request failures are never errors; they are data.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A profile setting that cannot be turned into a client (bad CA file, bad proxy URL, …).
+    #[error("invalid client settings: {0}")]
+    Config(String),
+    /// The bundled mock could not start.
+    #[error("cannot start the bundled mock: {0}")]
+    Mock(#[source] std::io::Error),
+}
+
+/// Receives progress notes while a run goes on (the CLI prints them; tests ignore them).
+pub trait Progress: Send + Sync {
+    /// A profile's run begins.
+    fn profile_started(&self, _index: usize, _count: usize, _name: &str) {}
+    /// A profile's run ended.
+    fn profile_finished(&self, _result: &ProfileResult) {}
+}
+
+/// A [`Progress`] that says nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Runs every profile of the scenario one after the other and returns what was measured.
+///
+/// On interrupt the current profile stops at once, the remaining ones are skipped, and the result
+/// (marked interrupted) holds everything measured until then.
+pub async fn run(
+    scenario: &Scenario,
+    interrupt: &CancellationToken,
+    progress: &dyn Progress,
+) -> Result<RunResult, EngineError> {
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let (mock, endpoint) = match &scenario.target {
+        Target::Url(e) => (None, e.clone()),
+        Target::Mock(config) => {
+            let server = MockServer::start(([127, 0, 0, 1], 0).into(), config.clone())
+                .map_err(EngineError::Mock)?;
+            let endpoint = crate::scenario::parse_target_url(&server.url())
+                .expect("the mock's own URL parses");
+            (Some(server), endpoint)
+        }
+    };
+    let mut profiles = Vec::new();
+    let count = scenario.profiles.len();
+    for (i, profile) in scenario.profiles.iter().enumerate() {
+        if interrupt.is_cancelled() {
+            break;
+        }
+        progress.profile_started(i, count, &profile.name);
+        let result = run_profile(scenario, &endpoint, profile, interrupt).await?;
+        progress.profile_finished(&result);
+        profiles.push(result);
+    }
+    drop(mock);
+    Ok(RunResult {
+        schema_version: SCHEMA_VERSION,
+        tool: concat!("connscope ", env!("CARGO_PKG_VERSION")).to_string(),
+        started_at,
+        interrupted: interrupt.is_cancelled(),
+        target_url: endpoint.url(),
+        scenario: scenario.echo(),
+        profiles,
+    })
+}
+
+async fn run_profile(
+    scenario: &Scenario,
+    endpoint: &Endpoint,
+    profile: &crate::scenario::Profile,
+    interrupt: &CancellationToken,
+) -> Result<ProfileResult, EngineError> {
+    let client = Arc::new(Client::new(endpoint, profile, &scenario.request)?);
+    let gauges = Arc::new(Gauges::default());
+    let (recorders, rx) = metrics::channel();
+    let start = Instant::now();
+    let collector = tokio::spawn(metrics::collect(rx, gauges.clone(), move || {
+        start.elapsed()
+    }));
+    let end = load::run(
+        &scenario.load,
+        client.clone(),
+        recorders,
+        gauges,
+        start,
+        interrupt,
+    )
+    .await;
+    let m = collector.await.expect("the collector task does not panic");
+    let stats = &client.pool().stats;
+    let pool = PoolCounters {
+        closed_idle_discarded: stats
+            .closed_idle_discarded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        expired: stats.expired.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    Ok(ProfileResult::new(
+        profile,
+        m,
+        end.elapsed,
+        end.interrupted,
+        end.aborted,
+        pool,
+    ))
+}

@@ -1,0 +1,468 @@
+//! The connection pool, with httpx's semantics (which hyper and reqwest do not have):
+//!
+//! - at most `max_connections` connections open; for HTTP/1.1 that is also the cap on requests in
+//!   flight. A request waits for a slot in FIFO order (a fair semaphore); waiting longer than
+//!   `timeout.pool` fails it as `PoolTimeout` before anything is sent.
+//! - at most `max_keepalive_connections` idle connections kept, each for at most
+//!   `keepalive_expiry` after its last use. The most recently used idle connection is taken first.
+//!   An idle connection the server has closed is discarded at checkout (and counted).
+//! - HTTP/2: a connection carries up to [`H2_STREAMS`] requests at once; a new one is opened only
+//!   when every open one is full and none is being opened.
+//! - `reuse_client = false`: every request opens its own connection and closes it (client side
+//!   first, so TIME_WAIT lands on the client's ports, as with a discarded httpx client).
+//!
+//! The lock is a plain mutex held for a few pointer moves, never across an await.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::{http1, http2};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+
+use super::connect::{Connected, Connector, ReqBody, Sender};
+use crate::metrics::{ConnUse, ErrorKind, Failure};
+use crate::scenario::{HttpVersion, Profile};
+
+/// Concurrent requests one HTTP/2 connection carries before another is opened.
+pub const H2_STREAMS: usize = 100;
+
+struct Idle {
+    sender: http1::SendRequest<ReqBody>,
+    opened: Instant,
+    last_used: Instant,
+}
+
+struct H2Conn {
+    id: u64,
+    sender: http2::SendRequest<ReqBody>,
+    opened: Instant,
+    last_used: Instant,
+    in_flight: usize,
+}
+
+#[derive(Default)]
+struct State {
+    idle: VecDeque<Idle>,
+    h2: Vec<H2Conn>,
+    h2_connecting: usize,
+}
+
+/// Counters the pool keeps about itself.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// Idle connections found closed by the peer at checkout and discarded.
+    pub closed_idle_discarded: AtomicU64,
+    /// Idle connections dropped because they outlived `keepalive_expiry`.
+    pub expired: AtomicU64,
+}
+
+/// A pool of connections to one endpoint for one profile.
+pub struct Pool {
+    connector: Connector,
+    reuse: bool,
+    prefer_h2: bool,
+    slots: Option<Semaphore>,
+    max_connections: usize,
+    max_idle: usize,
+    expiry: Option<Duration>,
+    pool_timeout: Option<Duration>,
+    state: Mutex<State>,
+    h2_changed: Notify,
+    next_id: AtomicU64,
+    /// What the pool counted.
+    pub stats: PoolStats,
+}
+
+/// A connection checked out for one request. Dropping it returns the connection to the pool if
+/// [`Lease::reusable`] was called, and closes it otherwise.
+pub struct Lease<'a> {
+    pool: &'a Pool,
+    conn: Option<Leased>,
+    _permit: Option<SemaphorePermit<'a>>,
+    /// How the request got its connection.
+    pub usage: ConnUse,
+    /// Time spent waiting for the pool.
+    pub pool_wait: Duration,
+    reusable: bool,
+}
+
+enum H2Step {
+    Share(Leased, ConnUse),
+    Connect,
+    Wait,
+}
+
+/// A leased connection handle.
+pub enum Leased {
+    /// An HTTP/1.1 connection, exclusively this request's.
+    H1 {
+        /// The handle.
+        sender: http1::SendRequest<ReqBody>,
+        /// When the connection was opened.
+        opened: Instant,
+    },
+    /// A stream on a shared HTTP/2 connection.
+    H2 {
+        /// The pool's id of the connection.
+        id: u64,
+        /// A clone of the connection's handle.
+        sender: http2::SendRequest<ReqBody>,
+    },
+}
+
+/// Why a checkout failed, with what was measured up to then.
+pub struct CheckoutError {
+    /// The classified failure (PoolTimeout or a connect error).
+    pub failure: Failure,
+    /// Time spent waiting for the pool.
+    pub pool_wait: Duration,
+}
+
+impl Pool {
+    /// A pool for a profile.
+    pub fn new(connector: Connector, profile: &Profile) -> Pool {
+        let max_connections = profile.max_connections.unwrap_or(usize::MAX);
+        let per_conn = match profile.http_version {
+            HttpVersion::Http2 => H2_STREAMS,
+            _ => 1,
+        };
+        let slots = profile
+            .max_connections
+            .filter(|_| profile.reuse_client)
+            .map(|m| Semaphore::new(m.saturating_mul(per_conn).min(Semaphore::MAX_PERMITS)));
+        Pool {
+            connector,
+            reuse: profile.reuse_client,
+            prefer_h2: profile.http_version == HttpVersion::Http2,
+            slots,
+            max_connections,
+            max_idle: profile.max_keepalive_connections.unwrap_or(usize::MAX),
+            expiry: profile.keepalive_expiry.get(),
+            pool_timeout: profile.timeout.pool.get(),
+            state: Mutex::new(State::default()),
+            h2_changed: Notify::new(),
+            next_id: AtomicU64::new(0),
+            stats: PoolStats::default(),
+        }
+    }
+
+    /// The connector (for the request template's URI form).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-changed; keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gets a connection for one request that became due at `due`.
+    pub async fn checkout(&self, due: Instant) -> Result<Lease<'_>, CheckoutError> {
+        let deadline = self.pool_timeout.map(|t| due + t);
+        let permit = match &self.slots {
+            None => None,
+            Some(slots) => match deadline {
+                None => slots.acquire().await.ok(),
+                Some(d) => match tokio::time::timeout_at(d.into(), slots.acquire()).await {
+                    Ok(p) => p.ok(),
+                    Err(_) => return Err(self.pool_timeout_error(due)),
+                },
+            },
+        };
+        if self.reuse {
+            if let Some((conn, usage)) = self.take_idle_h1() {
+                return Ok(self.lease(conn, usage, permit, due.elapsed()));
+            }
+            if self.prefer_h2 || self.has_h2() {
+                return self.checkout_h2(due, deadline, permit).await;
+            }
+        }
+        let pool_wait = due.elapsed();
+        let connected = self
+            .connector
+            .connect()
+            .await
+            .map_err(|failure| CheckoutError { failure, pool_wait })?;
+        Ok(self.register_new(connected, permit, pool_wait, false))
+    }
+
+    fn pool_timeout_error(&self, due: Instant) -> CheckoutError {
+        let waited = due.elapsed();
+        CheckoutError {
+            failure: Failure::new(
+                ErrorKind::PoolTimeout,
+                format!(
+                    "no connection from the pool (max_connections = {}) within the pool timeout of {:?}",
+                    self.max_connections,
+                    self.pool_timeout.unwrap_or_default()
+                ),
+            ),
+            pool_wait: waited,
+        }
+    }
+
+    fn lease<'a>(
+        &'a self,
+        conn: Leased,
+        usage: ConnUse,
+        permit: Option<SemaphorePermit<'a>>,
+        pool_wait: Duration,
+    ) -> Lease<'a> {
+        Lease {
+            pool: self,
+            conn: Some(conn),
+            _permit: permit,
+            usage,
+            pool_wait,
+            reusable: false,
+        }
+    }
+
+    fn expired(&self, last_used: Instant, now: Instant) -> bool {
+        self.expiry
+            .is_some_and(|e| now.duration_since(last_used) >= e)
+    }
+
+    /// Drops idle connections past their expiry (they sit at the front: oldest use first).
+    fn evict_expired(&self, st: &mut State, now: Instant) {
+        while st
+            .idle
+            .front()
+            .is_some_and(|c| self.expired(c.last_used, now))
+        {
+            st.idle.pop_front();
+            self.stats.expired.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn take_idle_h1(&self) -> Option<(Leased, ConnUse)> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        self.evict_expired(&mut st, now);
+        while let Some(c) = st.idle.pop_back() {
+            if c.sender.is_closed() {
+                self.stats
+                    .closed_idle_discarded
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let usage = ConnUse::Reused {
+                age: now.duration_since(c.opened),
+                idle: now.duration_since(c.last_used),
+            };
+            let conn = Leased::H1 {
+                sender: c.sender,
+                opened: c.opened,
+            };
+            return Some((conn, usage));
+        }
+        None
+    }
+
+    fn has_h2(&self) -> bool {
+        let st = self.lock();
+        !st.h2.is_empty() || st.h2_connecting > 0
+    }
+
+    async fn checkout_h2<'a>(
+        &'a self,
+        due: Instant,
+        deadline: Option<Instant>,
+        permit: Option<SemaphorePermit<'a>>,
+    ) -> Result<Lease<'a>, CheckoutError> {
+        loop {
+            let changed = self.h2_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.h2_step() {
+                H2Step::Share(conn, usage) => {
+                    return Ok(self.lease(conn, usage, permit, due.elapsed()));
+                }
+                H2Step::Connect => {
+                    let pool_wait = due.elapsed();
+                    return match self.connector.connect().await {
+                        Ok(connected) => Ok(self.register_new(connected, permit, pool_wait, true)),
+                        Err(failure) => {
+                            self.lock().h2_connecting -= 1;
+                            self.h2_changed.notify_waiters();
+                            Err(CheckoutError { failure, pool_wait })
+                        }
+                    };
+                }
+                H2Step::Wait => {}
+            }
+            match deadline {
+                None => changed.await,
+                Some(d) => {
+                    if tokio::time::timeout_at(d.into(), changed).await.is_err() {
+                        return Err(self.pool_timeout_error(due));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Under the lock: share an HTTP/2 connection with room, or claim the right to open one.
+    fn h2_step(&self) -> H2Step {
+        let now = Instant::now();
+        let mut st = self.lock();
+        st.h2.retain(|c| !c.sender.is_closed());
+        if let Some(c) = st.h2.iter_mut().find(|c| c.in_flight < H2_STREAMS) {
+            c.in_flight += 1;
+            let usage = ConnUse::Reused {
+                age: now.duration_since(c.opened),
+                idle: if c.in_flight == 1 {
+                    now.duration_since(c.last_used)
+                } else {
+                    Duration::ZERO
+                },
+            };
+            let conn = Leased::H2 {
+                id: c.id,
+                sender: c.sender.clone(),
+            };
+            return H2Step::Share(conn, usage);
+        }
+        if st.h2_connecting == 0 && st.h2.len() < self.max_connections {
+            st.h2_connecting += 1;
+            return H2Step::Connect;
+        }
+        H2Step::Wait
+    }
+
+    fn register_new<'a>(
+        &'a self,
+        c: Connected,
+        permit: Option<SemaphorePermit<'a>>,
+        pool_wait: Duration,
+        was_h2_connecting: bool,
+    ) -> Lease<'a> {
+        let usage = ConnUse::New {
+            dns: c.dns,
+            tcp: c.tcp,
+            tls: c.tls,
+        };
+        let now = Instant::now();
+        if was_h2_connecting && !matches!(c.sender, Sender::H2(_)) {
+            self.lock().h2_connecting -= 1;
+            self.h2_changed.notify_waiters();
+        }
+        let conn = match c.sender {
+            Sender::H1(sender) => Leased::H1 {
+                sender,
+                opened: now,
+            },
+            Sender::H2(sender) => {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                if self.reuse {
+                    let mut st = self.lock();
+                    if was_h2_connecting {
+                        st.h2_connecting -= 1;
+                    }
+                    st.h2.push(H2Conn {
+                        id,
+                        sender: sender.clone(),
+                        opened: now,
+                        last_used: now,
+                        in_flight: 1,
+                    });
+                    drop(st);
+                    self.h2_changed.notify_waiters();
+                }
+                Leased::H2 { id, sender }
+            }
+        };
+        self.lease(conn, usage, permit, pool_wait)
+    }
+
+    fn release(&self, conn: Leased, reusable: bool) {
+        match conn {
+            Leased::H1 { sender, opened } => {
+                if !(self.reuse && reusable) || sender.is_closed() || self.max_idle == 0 {
+                    return; // dropping the sender closes the connection
+                }
+                let now = Instant::now();
+                let mut st = self.lock();
+                self.evict_expired(&mut st, now);
+                if st.idle.len() < self.max_idle {
+                    st.idle.push_back(Idle {
+                        sender,
+                        opened,
+                        last_used: now,
+                    });
+                }
+            }
+            Leased::H2 { id, sender } => {
+                drop(sender);
+                if !self.reuse {
+                    return;
+                }
+                let now = Instant::now();
+                let mut st = self.lock();
+                if let Some(i) = st.h2.iter().position(|c| c.id == id) {
+                    let c = &mut st.h2[i];
+                    c.in_flight -= 1;
+                    c.last_used = now;
+                    if !reusable && c.in_flight == 0 {
+                        st.h2.swap_remove(i);
+                    }
+                }
+                drop(st);
+                self.h2_changed.notify_waiters();
+            }
+        }
+    }
+
+    /// Idle HTTP/1.1 connections now in the pool.
+    pub fn idle_count(&self) -> usize {
+        self.lock().idle.len()
+    }
+}
+
+impl Lease<'_> {
+    /// The connection handle for sending.
+    pub fn sender(&mut self) -> &mut Leased {
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
+    }
+
+    /// Marks the connection as fit for reuse (the response was read to its end).
+    pub fn reusable(&mut self) {
+        self.reusable = true;
+    }
+
+    /// Whether the connection speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        matches!(self.conn, Some(Leased::H2 { .. }))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.release(conn, self.reusable);
+        }
+    }
+}
+
+impl Leased {
+    /// Waits until the connection can take a request, then sends it.
+    pub async fn send(
+        &mut self,
+        req: http::Request<ReqBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
+        match self {
+            Leased::H1 { sender, .. } => {
+                sender.ready().await?;
+                sender.send_request(req).await
+            }
+            Leased::H2 { sender, .. } => {
+                sender.ready().await?;
+                sender.send_request(req).await
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The terminal summary: one column per profile, oha-style rows (throughput, latency percentiles,
+//! phases, connections, status codes, error classes).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::metrics::{ErrorKind, Summary};
+use crate::result::{ProfileResult, RunResult};
+use crate::units::format_duration;
+
+fn us(v: u64) -> String {
+    format_duration(Duration::from_micros(v))
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn p50_p99(s: &Summary) -> String {
+    if s.count == 0 {
+        "-".into()
+    } else {
+        format!("{} / {}", us(s.p50_us), us(s.p99_us))
+    }
+}
+
+struct Table {
+    label_width: usize,
+    widths: Vec<usize>,
+    out: String,
+}
+
+impl Table {
+    fn new(names: &[&str]) -> Table {
+        let widths = names.iter().map(|n| n.chars().count().max(16)).collect();
+        let mut t = Table {
+            label_width: 24,
+            widths,
+            out: String::new(),
+        };
+        t.row("", names.iter().map(|s| s.to_string()).collect());
+        t
+    }
+
+    fn row(&mut self, label: &str, cells: Vec<String>) {
+        let _ = write!(self.out, "{label:<w$}", w = self.label_width);
+        for (cell, w) in cells.iter().zip(&self.widths) {
+            let _ = write!(self.out, "  {cell:>w$}", w = *w);
+        }
+        self.out.push('\n');
+    }
+
+    fn heading(&mut self, label: &str) {
+        let _ = writeln!(self.out, "{label}");
+    }
+}
+
+/// Renders the summary of a run as text.
+pub fn render(r: &RunResult) -> String {
+    let mut head = String::new();
+    let _ = writeln!(
+        head,
+        "connscope: {} against {}{}",
+        r.scenario.name,
+        r.target_url,
+        if r.scenario.target == "mock" {
+            " (bundled mock)"
+        } else {
+            ""
+        }
+    );
+    if r.interrupted {
+        let _ = writeln!(
+            head,
+            "INTERRUPTED: partial results, measured until the stop"
+        );
+    }
+    if r.profiles.is_empty() {
+        head.push_str("no profile ran\n");
+        return head;
+    }
+    let names: Vec<&str> = r.profiles.iter().map(|p| p.name.as_str()).collect();
+    let mut t = Table::new(&names);
+    let ps = &r.profiles;
+    let col = |f: &dyn Fn(&ProfileResult) -> String| ps.iter().map(f).collect::<Vec<_>>();
+
+    t.row(
+        "duration",
+        col(&|p| format!("{:.2}s", p.duration_us as f64 / 1e6)),
+    );
+    t.row("requests", col(&|p| thousands(p.requests)));
+    t.row(
+        "success",
+        col(&|p| {
+            let pct = if p.requests > 0 {
+                p.ok as f64 * 100.0 / p.requests as f64
+            } else {
+                0.0
+            };
+            format!("{} ({pct:.1}%)", thousands(p.ok))
+        }),
+    );
+    t.row("req/s", col(&|p| format!("{:.1}", p.rps)));
+    t.heading("latency");
+    for (label, pick) in [
+        ("  p50", (|s: &Summary| s.p50_us) as fn(&Summary) -> u64),
+        ("  p90", |s| s.p90_us),
+        ("  p99", |s| s.p99_us),
+        ("  p99.9", |s| s.p999_us),
+        ("  max", |s| s.max_us),
+    ] {
+        t.row(
+            label,
+            col(&|p| {
+                if p.latency.count == 0 {
+                    "-".into()
+                } else {
+                    us(pick(&p.latency))
+                }
+            }),
+        );
+    }
+    t.heading("phases (p50 / p99)");
+    for (label, key) in [
+        ("  pool wait", "pool_wait"),
+        ("  dns", "dns"),
+        ("  tcp connect", "connect"),
+        ("  tls handshake", "tls"),
+        ("  time to first byte", "ttfb"),
+        ("  body", "body"),
+    ] {
+        t.row(label, col(&|p| p50_p99(&p.phase(key))));
+    }
+    t.heading("connections");
+    t.row("  opened", col(&|p| thousands(p.connections.opened)));
+    t.row(
+        "  requests reusing one",
+        col(&|p| thousands(p.connections.reused_requests)),
+    );
+    t.row(
+        "  requests per conn",
+        col(&|p| format!("{:.1}", p.connections.requests_per_connection)),
+    );
+    if ps.iter().any(|p| p.connections.closed_idle_discarded > 0) {
+        t.row(
+            "  closed by server idle",
+            col(&|p| thousands(p.connections.closed_idle_discarded)),
+        );
+    }
+    let mut codes: Vec<u16> = ps.iter().flat_map(|p| p.status.keys().copied()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    if !codes.is_empty() {
+        t.heading("status codes");
+        for code in codes {
+            t.row(
+                &format!("  {code}"),
+                col(&|p| thousands(p.status.get(&code).copied().unwrap_or(0))),
+            );
+        }
+    }
+    let kinds: Vec<ErrorKind> = ErrorKind::ALL
+        .into_iter()
+        .filter(|k| ps.iter().any(|p| p.error_count(*k) > 0))
+        .collect();
+    if !kinds.is_empty() {
+        t.heading("errors");
+        for k in kinds {
+            t.row(&format!("  {k}"), col(&|p| thousands(p.error_count(k))));
+        }
+    }
+    if ps.iter().any(|p| p.aborted > 0) {
+        t.row("aborted at the end", col(&|p| thousands(p.aborted)));
+    }
+    head.push('\n');
+    head.push_str(&t.out);
+    let examples: Vec<String> = ps
+        .iter()
+        .flat_map(|p| {
+            p.errors
+                .iter()
+                .map(move |e| format!("  {} {}: {}", p.name, e.kind, e.example))
+        })
+        .collect();
+    if !examples.is_empty() {
+        head.push_str("\nerror examples\n");
+        for e in examples {
+            head.push_str(&e);
+            head.push('\n');
+        }
+    }
+    head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

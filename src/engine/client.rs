@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Request, Uri, Version};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use tokio::sync::oneshot;
 
 use super::EngineError;
 use super::connect::{Connector, ReqBody};
@@ -59,8 +60,19 @@ impl Template {
         })
     }
 
-    fn build(&self, h2: bool) -> Request<ReqBody> {
-        let mut req = Request::new(Full::new(self.body.clone()));
+    /// The request, and (when `track_write`) the signal that its body has been written.
+    fn build(
+        &self,
+        h2: bool,
+        track_write: bool,
+    ) -> (Request<ReqBody>, Option<oneshot::Receiver<()>>) {
+        let (body, written) = if track_write {
+            let (b, rx) = ReqBody::tracked(self.body.clone());
+            (b, Some(rx))
+        } else {
+            (ReqBody::new(self.body.clone()), None)
+        };
+        let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.headers_mut() = self.headers.clone();
         if h2 {
@@ -72,7 +84,7 @@ impl Template {
         } else {
             *req.uri_mut() = self.origin_form.clone();
         }
-        req
+        (req, written)
     }
 }
 
@@ -81,6 +93,7 @@ pub struct Client {
     pool: Pool,
     template: Template,
     read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 impl Client {
@@ -96,6 +109,7 @@ impl Client {
             pool: Pool::new(connector, profile),
             template,
             read_timeout: profile.timeout.read.get(),
+            write_timeout: profile.timeout.write.get(),
         })
     }
 
@@ -126,6 +140,45 @@ impl Client {
         out
     }
 
+    /// Sends the request: the write phase (until the body is taken, bounded by `timeout.write`),
+    /// then the read phase (until the response head, bounded by `timeout.read`).
+    async fn send(
+        &self,
+        lease: &mut super::pool::Lease<'_>,
+        req: Request<ReqBody>,
+        written: Option<oneshot::Receiver<()>>,
+    ) -> Result<Result<http::Response<hyper::body::Incoming>, hyper::Error>, Failure> {
+        let send = lease.sender().send(req);
+        tokio::pin!(send);
+        // Write phase: until the connection has taken the whole body (or a response came first).
+        let early = match written {
+            None => None,
+            Some(written) => {
+                let limit = self.write_timeout.unwrap_or_default();
+                tokio::select! {
+                    r = &mut send => Some(r),
+                    w = tokio::time::timeout(limit, written) => match w {
+                        Ok(_) => None,
+                        Err(_) => return Err(Failure::new(
+                            ErrorKind::WriteTimeout,
+                            format!("the request body was not sent within the write timeout of {limit:?}"),
+                        )),
+                    },
+                }
+            }
+        };
+        // Read phase: until the response head.
+        Ok(match early {
+            Some(r) => r,
+            None => {
+                with_timeout(self.read_timeout, &mut send, || {
+                    read_timeout("the response head", self.read_timeout)
+                })
+                .await?
+            }
+        })
+    }
+
     async fn exchange(&self, due: Instant, out: &mut Outcome) -> Result<(), Failure> {
         let mut lease = match self.pool.checkout(due).await {
             Ok(l) => l,
@@ -137,13 +190,13 @@ impl Client {
         out.pool_wait = lease.pool_wait;
         out.conn = lease.usage;
         let reused = lease.usage.is_reused();
-        let req = self.template.build(lease.is_h2());
+        let track_write = self.write_timeout.is_some() && !self.template.body.is_empty();
+        let (req, written) = self.template.build(lease.is_h2(), track_write);
         let sent = Instant::now();
-        let resp = with_timeout(self.read_timeout, lease.sender().send(req), || {
-            read_timeout("the response head", self.read_timeout)
-        })
-        .await?
-        .map_err(|e| classify(&e, Phase::Request, reused))?;
+        let resp = self
+            .send(&mut lease, req, written)
+            .await?
+            .map_err(|e| classify(&e, Phase::Request, reused))?;
         let head = Instant::now();
         out.ttfb = Some(head.duration_since(sent));
         let status = resp.status().as_u16();

@@ -8,8 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
@@ -25,8 +23,7 @@ use super::EngineError;
 use crate::metrics::{ErrorKind, Failure, Phase, error::classify};
 use crate::scenario::{Endpoint, HttpVersion, Profile, Scheme};
 
-/// The request body type every connection carries.
-pub type ReqBody = Full<Bytes>;
+pub use super::body::ReqBody;
 
 /// A ready-to-use HTTP connection handle.
 pub enum Sender {

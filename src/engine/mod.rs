@@ -6,6 +6,7 @@
 //! `target = "mock"` the bundled mock is started here, once for all profiles.
 //! The engine never reads a report and never prints; progress goes through [`Progress`].
 
+mod body;
 pub mod client;
 pub mod connect;
 pub mod load;

@@ -1,0 +1,205 @@
+//! The `connscope` binary as a user runs it: exit codes, error messages, reports, secrets, signals.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn connscope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_connscope"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn reports_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|it| it.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_bad_scenario_exits_2_naming_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        "target = \"mock\"\n[load]\nstages = [{ duration = \"1s\", concurrency = 0 }]\n",
+    );
+    for cmd in ["validate", "run"] {
+        let out = connscope().arg(cmd).arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", text(&out));
+        let msg = text(&out);
+        let place = format!("{}:3:", path.display());
+        assert!(msg.contains(&place), "{cmd}: {msg}");
+        assert!(msg.contains("load.stages[0].concurrency"), "{msg}");
+        assert!(
+            msg.contains("expected a whole number ≥ 1, found 0"),
+            "{msg}"
+        );
+        assert!(!msg.contains("panicked"), "{msg}");
+    }
+}
+
+#[test]
+fn a_missing_file_and_an_unset_variable_are_clear_errors() {
+    let out = connscope()
+        .args(["run", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("/nonexistent/x.toml: cannot read the scenario"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "env.toml",
+        "target = \"mock\"\n[request]\nheaders = { X-Key = \"${CONNSCOPE_SURELY_UNSET_VAR}\" }\n[load]\nstages = [{ duration = \"1s\", concurrency = 1 }]\n",
+    );
+    let out = connscope().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msg = text(&out);
+    assert!(msg.contains(":3:"), "{msg}");
+    assert!(
+        msg.contains("CONNSCOPE_SURELY_UNSET_VAR is not set"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn secrets_never_reach_stdout_stderr_or_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "secret.toml",
+        r#"
+name = "secret"
+target = "mock"
+[request]
+headers = { X-Api-Token = "${CONNSCOPE_TEST_SECRET}", Authorization = "Bearer literal-token-9f8e7d" }
+[load]
+stages = [{ duration = "5s", concurrency = 2 }]
+max_requests = 50
+"#,
+    );
+    let out_dir = dir.path().join("reports");
+    let out = connscope()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out_dir)
+        .env("CONNSCOPE_TEST_SECRET", "sup3r-s3cret-value")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let reports = reports_in(&out_dir);
+    assert_eq!(reports.len(), 1);
+    let report = std::fs::read_to_string(&reports[0]).unwrap();
+    for haystack in [text(&out), report.clone()] {
+        for secret in [
+            "sup3r-s3cret-value",
+            "literal-token-9f8e7d",
+            "CONNSCOPE_TEST_SECRET",
+        ] {
+            assert!(!haystack.contains(secret), "{secret} leaked");
+        }
+    }
+    assert!(report.contains("<redacted>"));
+    assert!(report.contains("\"schema_version\": 1"));
+}
+
+#[test]
+fn quick_loads_the_mock_and_prints_machine_readable_json() {
+    let out = connscope()
+        .args(["quick", "mock", "-c", "4", "-n", "300", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let p = &v["profiles"][0];
+    assert_eq!(p["requests"], 300);
+    assert_eq!(p["ok"], 300);
+    assert_eq!(p["status"]["200"], 300);
+    assert!(p["connections"]["opened"].as_u64().unwrap() <= 4);
+}
+
+#[test]
+fn quick_disable_keepalive_opens_a_connection_per_request() {
+    let out = connscope()
+        .args([
+            "quick",
+            "mock",
+            "-c",
+            "2",
+            "-n",
+            "100",
+            "--disable-keepalive",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profiles"][0]["connections"]["opened"], 100);
+}
+
+#[test]
+fn sigterm_stops_the_run_within_a_second_and_still_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "long.toml",
+        r#"
+name = "long"
+target = "mock"
+[mock]
+latency = "50ms"
+[load]
+stages = [{ duration = "60s", concurrency = 8 }]
+graceful_stop = "30s"
+[[profiles]]
+name = "first"
+[[profiles]]
+name = "second"
+"#,
+    );
+    let out_dir = dir.path().join("reports");
+    let child = connscope()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on the PID of the child this test started.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(took < Duration::from_secs(2), "took {took:?} to stop");
+    let reports = reports_in(&out_dir);
+    assert_eq!(reports.len(), 1, "{}", text(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reports[0]).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let profiles = v["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 1, "the second profile must not start");
+    assert_eq!(profiles[0]["interrupted"], true);
+    assert!(profiles[0]["requests"].as_u64().unwrap() > 50);
+    assert!(text(&out).contains("INTERRUPTED"));
+}

@@ -1,0 +1,268 @@
+//! The engine against the bundled mock (and a closed port), over real loopback sockets.
+
+use connscope::engine::{self, Quiet};
+use connscope::metrics::{ErrorKind, hist};
+use connscope::report;
+use connscope::result::{ProfileResult, RunResult};
+use connscope::scenario::{self, Scenario};
+use tokio_util::sync::CancellationToken;
+
+fn scenario(text: &str) -> Scenario {
+    scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn run(text: &str) -> RunResult {
+    let s = scenario(text);
+    engine::run(&s, &CancellationToken::new(), &Quiet)
+        .await
+        .expect("the run starts")
+}
+
+fn only(r: &RunResult) -> &ProfileResult {
+    assert_eq!(r.profiles.len(), 1);
+    &r.profiles[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_client_opens_at_most_max_connections_and_a_new_client_one_per_request() {
+    let r = run(r#"
+target = "mock"
+[load]
+stages = [{ duration = "30s", concurrency = 16 }]
+max_requests = 1000
+
+[[profiles]]
+name = "reused"
+preset = "httpx-defaults"
+max_connections = 8
+max_keepalive_connections = 8
+
+[[profiles]]
+preset = "new-client-per-request"
+"#)
+    .await;
+    let reused = &r.profiles[0];
+    assert_eq!(reused.requests, 1000);
+    assert_eq!(reused.ok, 1000);
+    assert!(
+        reused.connections.opened <= 8,
+        "opened {} connections for a pool of 8",
+        reused.connections.opened
+    );
+    assert_eq!(
+        reused.connections.reused_requests + reused.connections.opened,
+        1000
+    );
+    assert!(reused.connections.age_at_reuse.count > 0);
+
+    let fresh = &r.profiles[1];
+    assert_eq!(fresh.requests, 1000);
+    assert_eq!(fresh.connections.opened, 1000);
+    assert_eq!(fresh.connections.reused_requests, 0);
+    assert_eq!(fresh.phase("connect").count, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_smaller_than_the_concurrency_gives_pool_timeouts_at_the_pool_timeout() {
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "200ms"
+[load]
+stages = [{ duration = "2s", concurrency = 32 }]
+graceful_stop = "1s"
+[[profiles]]
+max_connections = 4
+max_keepalive_connections = 4
+timeout = { pool = "100ms" }
+"#)
+    .await;
+    let p = only(&r);
+    let timeouts = p.error_count(ErrorKind::PoolTimeout);
+    assert!(
+        timeouts > 100,
+        "only {timeouts} PoolTimeouts: {:?}",
+        p.errors
+    );
+    // Only 4 requests can be in flight at a time, each taking 200 ms.
+    assert!(
+        p.ok <= 4 * 11,
+        "{} succeeded through a pool of 4 in 2 s",
+        p.ok
+    );
+    assert!(p.connections.opened <= 4);
+    let wait_p99 = p.phase("pool_wait").p99_us;
+    assert!(
+        (95_000..=150_000).contains(&wait_p99),
+        "pool-wait p99 {wait_p99} µs is not near the 100 ms pool timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_timeout_shorter_than_the_server_is_a_read_timeout_and_nothing_else() {
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "300ms"
+[load]
+stages = [{ duration = "1s", concurrency = 4 }]
+[[profiles]]
+timeout = { read = "100ms" }
+"#)
+    .await;
+    let p = only(&r);
+    assert!(p.requests >= 8, "{} requests", p.requests);
+    assert_eq!(
+        p.error_count(ErrorKind::ReadTimeout),
+        p.requests,
+        "{:?}",
+        p.errors
+    );
+    assert_eq!(p.errors.len(), 1);
+    assert!(p.latency.p50_us >= 100_000 && p.latency.p50_us < 200_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_with_nothing_listening_is_connect_refused() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = run(&format!(
+        r#"
+target = "http://127.0.0.1:{port}"
+[load]
+stages = [{{ duration = "5s", concurrency = 2 }}]
+max_requests = 20
+"#
+    ))
+    .await;
+    let p = only(&r);
+    assert_eq!(p.requests, 20);
+    assert_eq!(
+        p.error_count(ErrorKind::ConnectRefused),
+        20,
+        "{:?}",
+        p.errors
+    );
+    assert_eq!(p.connections.opened, 0);
+    assert!(
+        p.errors[0].example.contains("127.0.0.1"),
+        "{}",
+        p.errors[0].example
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_mix_is_counted_per_code_and_the_report_round_trips() {
+    let r = run(r#"
+target = "mock"
+[mock]
+status = [{ code = 200, weight = 6 }, { code = 404, weight = 2 }, { code = 503, weight = 2 }]
+[load]
+stages = [{ duration = "10s", concurrency = 8 }]
+max_requests = 2000
+"#)
+    .await;
+    let p = only(&r);
+    assert_eq!(p.requests, 2000);
+    let count = |c: u16| p.status.get(&c).copied().unwrap_or(0);
+    assert_eq!(count(200) + count(404) + count(503), 2000);
+    for (code, expect) in [(200, 1200.0), (404, 400.0), (503, 400.0)] {
+        let got = count(code) as f64;
+        assert!((got - expect).abs() < expect * 0.25, "{code}: {got}");
+    }
+    assert_eq!(p.error_count(ErrorKind::Status4xx), count(404));
+    assert_eq!(p.error_count(ErrorKind::Status5xx), count(503));
+    assert_eq!(p.ok, count(200));
+
+    let text = report::to_json(&r);
+    let back = report::from_json(&text).expect("the report parses back");
+    assert_eq!(back, r);
+    let total = hist::decode(&back.profiles[0].histograms["total"]).expect("decodes");
+    assert_eq!(total.len(), 2000);
+    assert_eq!(total.value_at_quantile(0.99), p.latency.p99_us);
+    let series_total: u64 = p.series.iter().map(|s| s.requests).sum();
+    assert_eq!(series_total, 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramps_raise_concurrency_over_the_stage() {
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "20ms"
+[load]
+stages = [{ duration = "1s", concurrency = 2 }, { duration = "2s", concurrency = 20, ramp = "1s" }]
+"#)
+    .await;
+    let p = only(&r);
+    let s = &p.series;
+    assert!(s.len() >= 3, "{} seconds", s.len());
+    // ~2 workers at 20 ms → ~100 req/s; 20 workers → ~1000 req/s.
+    assert!(s[0].requests < 150, "second 0: {}", s[0].requests);
+    assert!(
+        s[2].requests > 4 * s[0].requests,
+        "{} vs {}",
+        s[2].requests,
+        s[0].requests
+    );
+    assert_eq!(s[2].concurrency, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_multiplexes_requests_on_one_connection() {
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "5ms"
+[load]
+stages = [{ duration = "10s", concurrency = 16 }]
+max_requests = 500
+[[profiles]]
+http_version = "http2"
+"#)
+    .await;
+    let p = only(&r);
+    assert_eq!(p.ok, 500, "{:?}", p.errors);
+    assert_eq!(p.connections.opened, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_does_not_read_the_body_gives_write_timeouts() {
+    // A listener that accepts and never reads: the request body fills the socket buffers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let mut held = Vec::new();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < until && held.is_empty() {
+            match listener.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        drop(held);
+    });
+    let body = "x".repeat(32 * 1024 * 1024);
+    let r = run(&format!(
+        r#"
+target = "http://127.0.0.1:{port}"
+[request]
+method = "POST"
+body = "{body}"
+[load]
+stages = [{{ duration = "5s", concurrency = 1 }}]
+max_requests = 1
+[[profiles]]
+timeout = {{ write = "300ms", read = "5s" }}
+"#
+    ))
+    .await;
+    holder.join().unwrap();
+    let p = only(&r);
+    assert_eq!(p.error_count(ErrorKind::WriteTimeout), 1, "{:?}", p.errors);
+    assert!(p.latency.max_us >= 300_000 && p.latency.max_us < 1_000_000);
+}

@@ -109,6 +109,9 @@ struct QuickArgs {
     /// Print the JSON report on stdout instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Do not sample local sockets (TCP states, ports, retransmits, fds) during the run.
+    #[arg(long)]
+    no_sockets: bool,
     /// Also write the JSON report into this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -333,6 +336,9 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
             graceful_stop: LoadPlan::DEFAULT_GRACEFUL_STOP,
         },
         profiles: vec![p],
+        measure: scenario::Measure {
+            sockets: !a.no_sockets,
+        },
     }
     .with_url_path(&a.url))
 }

@@ -11,4 +11,5 @@ pub mod mock;
 pub mod report;
 pub mod result;
 pub mod scenario;
+pub mod sockets;
 pub mod units;

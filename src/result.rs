@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::{ErrorKind, Metric, ProfileMetrics, SecondStats, Summary, hist};
 use crate::scenario::{Profile, ScenarioEcho};
+use crate::sockets::{SocketLimits, SocketSample, SocketSummary};
 
 /// Version of the report schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -97,6 +98,8 @@ pub struct ProfileResult {
     pub status: BTreeMap<u16, u64>,
     /// Failures by class, most frequent first.
     pub errors: Vec<ErrorClass>,
+    /// Local socket evidence: peaks over the run (absent when sampling was off or impossible).
+    pub sockets: Option<SocketSummary>,
     /// The per-second series.
     pub series: Vec<SecondStats>,
     /// Every histogram, HDR V2 + deflate, base64 (see `metrics::hist::decode`).
@@ -131,6 +134,7 @@ impl ProfileResult {
         interrupted: bool,
         aborted: u64,
         pool: PoolCounters,
+        socket_evidence: Option<(SocketLimits, SocketSample)>,
     ) -> ProfileResult {
         let seconds = elapsed.as_secs_f64().ceil() as u32;
         let series = std::mem::take(&mut m.series).finish(seconds);
@@ -144,6 +148,13 @@ impl ProfileResult {
             })
             .collect();
         errors.sort_by_key(|e| std::cmp::Reverse(e.count));
+        let sockets = socket_evidence.map(|(limits, baseline)| {
+            SocketSummary::of(
+                limits,
+                baseline,
+                series.iter().filter_map(|s| s.sockets.as_ref()),
+            )
+        });
         let secs = elapsed.as_secs_f64();
         ProfileResult {
             name: profile.name.clone(),
@@ -180,6 +191,7 @@ impl ProfileResult {
             },
             status: m.status.clone(),
             errors,
+            sockets,
             series,
             histograms: Metric::ALL
                 .iter()

@@ -171,5 +171,8 @@ async fn worker(
                 return;
             }
         }
+        // A request that fails at once (EADDRNOTAVAIL, ECONNREFUSED) never waits, so this loop
+        // would never give the scheduler back: let the controller and the sampler run.
+        tokio::task::consume_budget().await;
     }
 }

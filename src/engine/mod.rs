@@ -13,14 +13,16 @@ pub mod load;
 pub mod pool;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, Gauges};
+use crate::metrics::{self, Gauges, SocketFeed};
 use crate::mock::MockServer;
 use crate::result::{PoolCounters, ProfileResult, RunResult, SCHEMA_VERSION};
 use crate::scenario::{Endpoint, Scenario, Target};
+use crate::sockets::{Sampler, SocketLimits, SocketSample};
 
 pub use client::Client;
 
@@ -57,34 +59,43 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<RunResult, EngineError> {
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let (mock, endpoint) = match &scenario.target {
-        Target::Url(e) => (None, e.clone()),
-        Target::Mock(config) => {
-            let server = MockServer::start(([127, 0, 0, 1], 0).into(), config.clone())
-                .map_err(EngineError::Mock)?;
-            let endpoint = crate::scenario::parse_target_url(&server.url())
-                .expect("the mock's own URL parses");
-            (Some(server), endpoint)
-        }
-    };
     let mut profiles = Vec::new();
+    let mut target_url = match &scenario.target {
+        Target::Url(e) => e.url(),
+        Target::Mock(_) => String::from("mock"),
+    };
     let count = scenario.profiles.len();
     for (i, profile) in scenario.profiles.iter().enumerate() {
         if interrupt.is_cancelled() {
             break;
         }
+        // A fresh mock (on a fresh port) per profile: no server state and no TIME_WAIT sockets
+        // of one profile are seen by the next.
+        let (mock, endpoint) = match &scenario.target {
+            Target::Url(e) => (None, e.clone()),
+            Target::Mock(config) => {
+                let server = MockServer::start(([127, 0, 0, 1], 0).into(), config.clone())
+                    .map_err(EngineError::Mock)?;
+                let endpoint = crate::scenario::parse_target_url(&server.url())
+                    .expect("the mock's own URL parses");
+                (Some(server), endpoint)
+            }
+        };
+        if mock.is_some() {
+            target_url = format!("{} (bundled mock, one per profile)", endpoint.url());
+        }
         progress.profile_started(i, count, &profile.name);
         let result = run_profile(scenario, &endpoint, profile, interrupt).await?;
         progress.profile_finished(&result);
         profiles.push(result);
+        drop(mock);
     }
-    drop(mock);
     Ok(RunResult {
         schema_version: SCHEMA_VERSION,
         tool: concat!("connscope ", env!("CARGO_PKG_VERSION")).to_string(),
         started_at,
         interrupted: interrupt.is_cancelled(),
-        target_url: endpoint.url(),
+        target_url,
         scenario: scenario.echo(),
         profiles,
     })
@@ -103,6 +114,10 @@ async fn run_profile(
     let collector = tokio::spawn(metrics::collect(rx, gauges.clone(), move || {
         start.elapsed()
     }));
+    let sampler = match scenario.measure.sockets {
+        true => Some(SocketProbe::spawn(endpoint, profile, recorders.sockets(), start).await),
+        false => None,
+    };
     let end = load::run(
         &scenario.load,
         client.clone(),
@@ -112,13 +127,15 @@ async fn run_profile(
         interrupt,
     )
     .await;
+    let socket_evidence = match sampler {
+        Some(s) => s.finish().await,
+        None => None,
+    };
     let m = collector.await.expect("the collector task does not panic");
     let stats = &client.pool().stats;
     let pool = PoolCounters {
-        closed_idle_discarded: stats
-            .closed_idle_discarded
-            .load(std::sync::atomic::Ordering::Relaxed),
-        expired: stats.expired.load(std::sync::atomic::Ordering::Relaxed),
+        closed_idle_discarded: stats.closed_idle_discarded.load(Ordering::Relaxed),
+        expired: stats.expired.load(Ordering::Relaxed),
     };
     Ok(ProfileResult::new(
         profile,
@@ -127,5 +144,88 @@ async fn run_profile(
         end.interrupted,
         end.aborted,
         pool,
+        socket_evidence,
     ))
+}
+
+/// The once-a-second socket sampler of one profile's run (a task; /proc is read on a blocking
+/// thread so the runtime's workers never wait on it).
+struct SocketProbe {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Option<(SocketLimits, SocketSample)>>,
+}
+
+impl SocketProbe {
+    async fn spawn(
+        endpoint: &Endpoint,
+        profile: &crate::scenario::Profile,
+        feed: SocketFeed,
+        start: Instant,
+    ) -> SocketProbe {
+        let (host, port) = match profile
+            .proxy
+            .as_deref()
+            .and_then(|p| crate::scenario::parse_target_url(p).ok())
+        {
+            Some(proxy) => (proxy.host, proxy.port),
+            None => (endpoint.host.clone(), endpoint.port),
+        };
+        let peers: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map(|it| it.collect())
+            .unwrap_or_default();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let mut sampler = Sampler::new(peers);
+        let limits = sampler.limits();
+        // The state before the load: leftovers (TIME_WAIT of an earlier run) show as such.
+        let (mut sampler, baseline) = tokio::task::spawn_blocking(move || {
+            let b = sampler.sample();
+            (sampler, b)
+        })
+        .await
+        .expect("the sampler does not panic");
+        let task = tokio::spawn(async move {
+            let baseline = baseline?;
+            let mut next = 1u32;
+            loop {
+                let due = start + Duration::from_secs(u64::from(next));
+                let last = tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => false,
+                    _ = token.cancelled() => true,
+                };
+                let second = if last {
+                    start.elapsed().as_secs() as u32
+                } else {
+                    next - 1
+                };
+                let (back, sample) = match tokio::task::spawn_blocking(move || {
+                    let sample = sampler.sample();
+                    (sampler, sample)
+                })
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => return None,
+                };
+                sampler = back;
+                match sample {
+                    Some(sample) => feed.send(second, sample),
+                    None => return None, // /proc unreadable: no socket evidence
+                }
+                if last {
+                    return Some((limits, baseline));
+                }
+                next += 1;
+            }
+        });
+        SocketProbe { stop, task }
+    }
+
+    /// Takes a last sample, stops, and returns the limits and the sample taken before the load
+    /// (None if sampling was not possible).
+    async fn finish(self) -> Option<(SocketLimits, SocketSample)> {
+        self.stop.cancel();
+        self.task.await.ok().flatten()
+    }
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::error::ErrorKind;
 use super::event::{ConnUse, Outcome};
 use super::hist::{self, Summary};
+use crate::sockets::SocketSample;
 
 /// A worker sends its batch when it holds this many outcomes…
 pub const BATCH_MAX: usize = 64;
@@ -107,6 +108,9 @@ pub struct SecondStats {
     pub in_flight: u64,
     /// The load model's concurrency target when the second was sampled.
     pub concurrency: u64,
+    /// Local socket evidence at the end of the second (absent when sampling is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<SocketSample>,
 }
 
 struct OpenSecond {
@@ -190,6 +194,17 @@ impl Series {
             open.stats.concurrency = gauges.concurrency.load(Ordering::Relaxed);
         }
         self.close_older_than(second.saturating_sub(SERIES_OPEN_SECONDS));
+    }
+
+    fn sockets(&mut self, second: u32, sample: SocketSample) {
+        match self.second(second) {
+            Some(open) => open.stats.sockets = Some(sample),
+            None => {
+                if let Some(c) = self.closed_mut(second) {
+                    c.sockets = Some(sample);
+                }
+            }
+        }
     }
 
     fn close_older_than(&mut self, second: u32) {
@@ -331,11 +346,24 @@ impl ProfileMetrics {
     }
 }
 
+/// What the collector receives.
+pub enum Input {
+    /// A worker's batch of outcomes.
+    Outcomes(Vec<Outcome>),
+    /// A socket sample describing the end of `second`.
+    Sockets {
+        /// The second of the run it belongs to.
+        second: u32,
+        /// The sample.
+        sample: SocketSample,
+    },
+}
+
 /// A worker's private buffer of outcomes; sends them to the collector in batches.
 pub struct Recorder {
     batch: Vec<Outcome>,
     oldest: Duration,
-    tx: mpsc::UnboundedSender<Vec<Outcome>>,
+    tx: mpsc::UnboundedSender<Input>,
 }
 
 impl Recorder {
@@ -356,7 +384,7 @@ impl Recorder {
         if !self.batch.is_empty() {
             let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_MAX));
             // The collector only goes away after every recorder is dropped; nothing to do if not.
-            let _ = self.tx.send(full);
+            let _ = self.tx.send(Input::Outcomes(full));
         }
     }
 }
@@ -367,8 +395,8 @@ impl Drop for Recorder {
     }
 }
 
-/// Creates the recorder factory and the collector for one profile's run.
-pub fn channel() -> (RecorderFactory, mpsc::UnboundedReceiver<Vec<Outcome>>) {
+/// Creates the recorder factory and the collector's receiver for one profile's run.
+pub fn channel() -> (RecorderFactory, mpsc::UnboundedReceiver<Input>) {
     let (tx, rx) = mpsc::unbounded_channel();
     (RecorderFactory { tx }, rx)
 }
@@ -376,7 +404,19 @@ pub fn channel() -> (RecorderFactory, mpsc::UnboundedReceiver<Vec<Outcome>>) {
 /// Hands out [`Recorder`]s, one per worker.
 #[derive(Clone)]
 pub struct RecorderFactory {
-    tx: mpsc::UnboundedSender<Vec<Outcome>>,
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+/// Sends socket samples to the collector.
+pub struct SocketFeed {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl SocketFeed {
+    /// Hands one sample, describing the end of `second`, to the collector.
+    pub fn send(&self, second: u32, sample: SocketSample) {
+        let _ = self.tx.send(Input::Sockets { second, sample });
+    }
 }
 
 impl RecorderFactory {
@@ -388,12 +428,19 @@ impl RecorderFactory {
             tx: self.tx.clone(),
         }
     }
+
+    /// A feed for socket samples.
+    pub fn sockets(&self) -> SocketFeed {
+        SocketFeed {
+            tx: self.tx.clone(),
+        }
+    }
 }
 
 /// The collector task: aggregates every batch until all recorders are gone, sampling the gauges
 /// once a second. `elapsed` says how far into the run we are (for the per-second series).
 pub async fn collect(
-    mut rx: mpsc::UnboundedReceiver<Vec<Outcome>>,
+    mut rx: mpsc::UnboundedReceiver<Input>,
     gauges: Arc<Gauges>,
     elapsed: impl Fn() -> Duration,
 ) -> ProfileMetrics {
@@ -402,8 +449,9 @@ pub async fn collect(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            batch = rx.recv() => match batch {
-                Some(batch) => batch.iter().for_each(|o| m.record(o)),
+            input = rx.recv() => match input {
+                Some(Input::Outcomes(batch)) => batch.iter().for_each(|o| m.record(o)),
+                Some(Input::Sockets { second, sample }) => m.series.sockets(second, sample),
                 None => break,
             },
             _ = tick.tick() => {

@@ -155,6 +155,46 @@ pub fn render(r: &RunResult) -> String {
             col(&|p| thousands(p.connections.closed_idle_discarded)),
         );
     }
+    if ps.iter().any(|p| p.sockets.is_some()) {
+        let sock = |f: fn(&crate::sockets::SocketSummary) -> String| {
+            ps.iter()
+                .map(|p| p.sockets.as_ref().map_or("-".to_string(), f))
+                .collect::<Vec<_>>()
+        };
+        t.heading("local sockets (peak)");
+        t.row(
+            "  ESTABLISHED",
+            sock(|s| thousands(u64::from(s.peak_established))),
+        );
+        t.row(
+            "  TIME_WAIT",
+            sock(|s| thousands(u64::from(s.peak_time_wait))),
+        );
+        if ps
+            .iter()
+            .any(|p| p.sockets.is_some_and(|s| s.at_start.time_wait > 0))
+        {
+            t.row(
+                "  TIME_WAIT at start",
+                sock(|s| thousands(u64::from(s.at_start.time_wait))),
+            );
+        }
+        t.row(
+            "  ephemeral ports used",
+            sock(|s| {
+                format!(
+                    "{} ({:.1}%)",
+                    thousands(u64::from(s.peak_ports_in_use)),
+                    s.peak_port_use_pct
+                )
+            }),
+        );
+        t.row("  retransmits", sock(|s| thousands(s.retransmits)));
+        t.row(
+            "  open fds / limit",
+            sock(|s| format!("{} / {}", s.peak_open_fds, s.limits.fd_limit)),
+        );
+    }
     let mut codes: Vec<u16> = ps.iter().flat_map(|p| p.status.keys().copied()).collect();
     codes.sort_unstable();
     codes.dedup();

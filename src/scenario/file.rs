@@ -30,6 +30,8 @@ struct RawScenario {
     load: Spanned<RawLoad>,
     #[serde(default)]
     profiles: Vec<Spanned<RawProfile>>,
+    #[serde(default)]
+    measure: super::Measure,
 }
 
 #[derive(Deserialize, Default)]
@@ -259,6 +261,7 @@ fn convert(src: &Source, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         request,
         load,
         profiles,
+        measure: raw.measure,
     })
 }
 

@@ -78,6 +78,28 @@ pub struct Scenario {
     pub load: LoadPlan,
     /// The client configurations, run one after the other against the same load.
     pub profiles: Vec<Profile>,
+    /// What is measured besides the requests.
+    pub measure: Measure,
+}
+
+/// What is measured besides the requests themselves (`[measure]` in a scenario file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    /// Sample local sockets (TCP states, ephemeral ports, retransmits, fds) once a second.
+    /// Default: true.
+    #[serde(default = "yes")]
+    pub sockets: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Measure { sockets: true }
+    }
 }
 
 /// What the load goes to.

@@ -203,3 +203,45 @@ name = "second"
     assert!(profiles[0]["requests"].as_u64().unwrap() > 50);
     assert!(text(&out).contains("INTERRUPTED"));
 }
+
+#[test]
+fn running_out_of_file_descriptors_is_its_own_class() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = connscope();
+    cmd.args([
+        "quick",
+        "mock",
+        "-c",
+        "100",
+        "-z",
+        "1s",
+        "--disable-keepalive",
+        "--json",
+    ]);
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v["profiles"][0];
+    let emfile = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "TooManyOpenFiles")
+        .expect("a TooManyOpenFiles class");
+    assert!(emfile["count"].as_u64().unwrap() > 0);
+    assert!(emfile["example"].as_str().unwrap().contains("os error 24"));
+    assert_eq!(p["sockets"]["limits"]["fd_limit"], 64);
+}

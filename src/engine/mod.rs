@@ -209,9 +209,10 @@ impl SocketProbe {
                     Err(_) => return None,
                 };
                 sampler = back;
-                match sample {
-                    Some(sample) => feed.send(second, sample),
-                    None => return None, // /proc unreadable: no socket evidence
+                // A sample can fail mid-run (EMFILE while the load holds every descriptor);
+                // the others still count.
+                if let Some(sample) = sample {
+                    feed.send(second, sample);
                 }
                 if last {
                     return Some((limits, baseline));

@@ -68,14 +68,8 @@ pub fn render(r: &RunResult) -> String {
     let mut head = String::new();
     let _ = writeln!(
         head,
-        "connscope: {} against {}{}",
-        r.scenario.name,
-        r.target_url,
-        if r.scenario.target == "mock" {
-            " (bundled mock)"
-        } else {
-            ""
-        }
+        "connscope: {} against {}",
+        r.scenario.name, r.target_url
     );
     if r.interrupted {
         let _ = writeln!(

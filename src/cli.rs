@@ -73,6 +73,9 @@ struct RunArgs {
     /// Print the JSON report on stdout instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Worker threads of the load generator. Default: the number of cores.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +115,9 @@ struct QuickArgs {
     /// Do not sample local sockets (TCP states, ports, retransmits, fds) during the run.
     #[arg(long)]
     no_sockets: bool,
+    /// Worker threads of the load generator. Default: the number of cores.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Also write the JSON report into this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -158,13 +164,13 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Run(args) => {
             let mut s = scenario::load(&args.scenario)?;
             select_profiles(&mut s, &args.profiles)?;
-            execute(&s, Some(&args.out), args.json)
+            execute(&s, Some(&args.out), args.json, args.threads)
         }
         Command::Quick(args) => {
             let out = args.out.clone();
-            let json = args.json;
+            let (json, threads) = (args.json, args.threads);
             let s = quick_scenario(*args)?;
-            execute(&s, out.as_deref(), json)
+            execute(&s, out.as_deref(), json, threads)
         }
         Command::Validate { scenario } => {
             let s = scenario::load(&scenario)?;
@@ -380,8 +386,20 @@ impl Progress for StderrProgress {
     }
 }
 
-fn execute(s: &Scenario, out: Option<&std::path::Path>, json: bool) -> Result<u8> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn execute(
+    s: &Scenario,
+    out: Option<&std::path::Path>,
+    json: bool,
+    threads: Option<usize>,
+) -> Result<u8> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads: expected at least 1, found 0");
+        }
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -91,9 +91,12 @@ impl Connector {
 
     /// Opens one connection within the connect timeout.
     pub async fn connect(&self) -> Result<Connected, Failure> {
+        // Boxed: the connect state machine (resolver, TLS, handshakes) is kilobytes, and every
+        // request's future would otherwise carry (and move) it even when it reuses a connection.
+        let inner = Box::pin(self.connect_inner());
         match self.timeout {
-            None => self.connect_inner().await,
-            Some(limit) => tokio::time::timeout(limit, self.connect_inner())
+            None => inner.await,
+            Some(limit) => tokio::time::timeout(limit, inner)
                 .await
                 .unwrap_or_else(|_| {
                     Err(Failure::new(

@@ -7,7 +7,7 @@
 //! as aborted, not as errors.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -36,10 +36,20 @@ struct Shared {
     client: Arc<Client>,
     gauges: Arc<Gauges>,
     stop: CancellationToken,
+    /// Mirrors `stop` for the per-request check (a token's `is_cancelled` takes a lock).
+    stopping: AtomicBool,
     abort: CancellationToken,
     remaining: Option<AtomicU64>,
     aborted: AtomicU64,
     start: Instant,
+}
+
+impl Shared {
+    /// No new requests from now on.
+    fn halt(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.stop.cancel();
+    }
 }
 
 /// Drives the plan against the client until it ends; every outcome goes to a recorder.
@@ -55,6 +65,7 @@ pub async fn run(
         client,
         gauges: gauges.clone(),
         stop: CancellationToken::new(),
+        stopping: AtomicBool::new(false),
         abort: CancellationToken::new(),
         remaining: plan.max_requests.map(AtomicU64::new),
         aborted: AtomicU64::new(0),
@@ -98,7 +109,7 @@ pub async fn run(
             }
         }
     }
-    shared.stop.cancel();
+    shared.halt();
     let grace = if interrupted {
         Duration::ZERO
     } else {
@@ -142,6 +153,9 @@ async fn worker(
     mut level: watch::Receiver<usize>,
     mut recorder: crate::metrics::Recorder,
 ) {
+    // Made once: creating a cancellation future per request costs a lock.
+    let abort = shared.abort.cancelled();
+    tokio::pin!(abort);
     loop {
         while index >= *level.borrow_and_update() {
             tokio::select! {
@@ -149,18 +163,18 @@ async fn worker(
                 _ = shared.stop.cancelled() => return,
             }
         }
-        if shared.stop.is_cancelled() {
+        if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
         if !claim(&shared.remaining) {
-            shared.stop.cancel();
+            shared.halt();
             return;
         }
         shared.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
         let due = Instant::now();
         let outcome = tokio::select! {
             biased;
-            _ = shared.abort.cancelled() => None,
+            _ = &mut abort => None,
             o = shared.client.execute(due, shared.start) => Some(o),
         };
         shared.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -63,6 +63,8 @@ pub struct ConnectionStats {
     pub age_at_reuse: Summary,
     /// Idle time of the connection when a request reused it.
     pub idle_at_reuse: Summary,
+    /// Idle time of the connection behind each `StaleConnection` failure.
+    pub idle_before_stale: Summary,
 }
 
 /// What one profile measured.
@@ -188,6 +190,7 @@ impl ProfileResult {
                 expired: pool.expired,
                 age_at_reuse: m.summary(Metric::ReuseAge),
                 idle_at_reuse: m.summary(Metric::ReuseIdle),
+                idle_before_stale: m.summary(Metric::StaleIdle),
             },
             status: m.status.clone(),
             errors,

@@ -196,7 +196,18 @@ impl Client {
         let resp = self
             .send(&mut lease, req, written)
             .await?
-            .map_err(|e| classify(&e, Phase::Request, reused))?;
+            .map_err(|e| {
+                let mut f = classify(&e, Phase::Request, reused);
+                if let (ErrorKind::StaleConnection, ConnUse::Reused { age, idle }) = (f.kind, out.conn) {
+                    f.message = format!(
+                        "{} (on a reused connection idle for {}, opened {} before)",
+                        f.message,
+                        crate::units::format_duration(idle),
+                        crate::units::format_duration(age)
+                    );
+                }
+                f
+            })?;
         let head = Instant::now();
         out.ttfb = Some(head.duration_since(sent));
         let status = resp.status().as_u16();

@@ -46,11 +46,14 @@ pub enum Metric {
     ReuseAge,
     /// Idle time of a pooled connection when a request reused it.
     ReuseIdle,
+    /// Idle time of the pooled connection behind each `StaleConnection` failure: how long a
+    /// connection may sit idle before the server (or a middlebox) has dropped it.
+    StaleIdle,
 }
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Total,
         Metric::PoolWait,
         Metric::Dns,
@@ -60,6 +63,7 @@ impl Metric {
         Metric::Body,
         Metric::ReuseAge,
         Metric::ReuseIdle,
+        Metric::StaleIdle,
     ];
 
     /// The stable name used in reports.
@@ -74,6 +78,7 @@ impl Metric {
             Metric::Body => "body",
             Metric::ReuseAge => "reuse_age",
             Metric::ReuseIdle => "reuse_idle",
+            Metric::StaleIdle => "stale_idle",
         }
     }
 }
@@ -335,6 +340,9 @@ impl ProfileMetrics {
         match &o.failure {
             None => self.ok += 1,
             Some(f) => {
+                if let (ErrorKind::StaleConnection, ConnUse::Reused { idle, .. }) = (f.kind, o.conn) {
+                    hist::record(self.hist(Metric::StaleIdle), idle);
+                }
                 let i = f.kind.index();
                 self.errors[i] += 1;
                 if self.examples[i].is_none() {

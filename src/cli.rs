@@ -18,8 +18,8 @@ use crate::engine::{self, Progress};
 use crate::mock::{MockConfig, MockServer};
 use crate::result::{ProfileResult, RunResult};
 use crate::scenario::{
-    self, HeaderSpec, HttpVersion, LoadPlan, PRESET_NAMES, Profile, RequestSpec, Scenario, Stage,
-    Target,
+    self, ClientBackend, HeaderSpec, HttpVersion, LoadPlan, PRESET_NAMES, Profile, RequestSpec,
+    Scenario, Stage, Target,
 };
 use crate::units::{HumanDuration, OptDuration, format_duration};
 
@@ -124,6 +124,10 @@ struct QuickArgs {
     /// Client profile preset the flags below override.
     #[arg(long, value_name = "NAME", default_value = "recommended")]
     preset: String,
+    /// Client implementation: connscope's own pool, or reqwest's (settings mapped as closely as
+    /// reqwest allows; see the README).
+    #[arg(long, value_name = "BACKEND", value_enum, default_value_t = ClientBackend::Native)]
+    client: ClientBackend,
     /// Most connections open at once ("none" for unlimited).
     #[arg(long, value_name = "N")]
     max_connections: Option<String>,
@@ -305,10 +309,15 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
         p.http_version = HttpVersion::Http2;
     }
     p.tls.insecure = a.insecure;
-    p.name = if a.disable_keepalive {
-        "no-keepalive".into()
+    p.client = a.client;
+    let base = if a.disable_keepalive {
+        "no-keepalive"
     } else {
-        a.preset.clone()
+        a.preset.as_str()
+    };
+    p.name = match a.client {
+        ClientBackend::Native => base.to_string(),
+        other => format!("{base} ({})", other.name()),
     };
     p.validate()
         .map_err(|(key, msg)| anyhow!("--{}: {msg}", key.replace('_', "-")))?;

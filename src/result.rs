@@ -49,8 +49,14 @@ pub struct ErrorClass {
 /// Connection figures of a profile.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionStats {
-    /// New connections opened by requests.
+    /// New connections opened (including `opened_unattributed`).
     pub opened: u64,
+    /// Connections the client opened that no completed response is known to have come over: with
+    /// the reqwest backend, a request that failed before its response head (reqwest does not say
+    /// which connection it was on), or a connection reqwest opened in the background and never
+    /// used. Counted in `opened`; always 0 for the native backend.
+    #[serde(default)]
+    pub opened_unattributed: u64,
     /// Requests that reused a pooled connection.
     pub reused_requests: u64,
     /// Requests per connection opened.
@@ -125,6 +131,10 @@ pub struct PoolCounters {
     pub closed_idle_discarded: u64,
     /// See [`ConnectionStats::expired`].
     pub expired: u64,
+    /// Connections the client counted opening on its own, apart from the requests (the reqwest
+    /// backend's connector layer); `None` when every connection is tied to a request (native).
+    /// Those not tied to a completed request become [`ConnectionStats::opened_unattributed`].
+    pub connector_opened: Option<u64>,
 }
 
 impl ProfileResult {
@@ -157,6 +167,10 @@ impl ProfileResult {
                 series.iter().filter_map(|s| s.sockets.as_ref()),
             )
         });
+        let unattributed = pool
+            .connector_opened
+            .map_or(0, |n| n.saturating_sub(m.connections_opened));
+        let opened = m.connections_opened + unattributed;
         let secs = elapsed.as_secs_f64();
         ProfileResult {
             name: profile.name.clone(),
@@ -179,10 +193,11 @@ impl ProfileResult {
                 .map(|&p| (p.name().to_string(), m.summary(p)))
                 .collect(),
             connections: ConnectionStats {
-                opened: m.connections_opened,
+                opened,
+                opened_unattributed: unattributed,
                 reused_requests: m.reused,
-                requests_per_connection: if m.connections_opened > 0 {
-                    ((m.requests as f64 / m.connections_opened as f64) * 100.0).round() / 100.0
+                requests_per_connection: if opened > 0 {
+                    ((m.requests as f64 / opened as f64) * 100.0).round() / 100.0
                 } else {
                     0.0
                 },

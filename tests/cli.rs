@@ -154,6 +154,34 @@ fn quick_disable_keepalive_opens_a_connection_per_request() {
 }
 
 #[test]
+fn quick_client_reqwest_runs_the_reqwest_backend_and_says_so() {
+    let out = connscope()
+        .args([
+            "quick", "mock", "--client", "reqwest", "-c", "4", "-n", "200", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let p = &v["profiles"][0];
+    assert_eq!(p["settings"]["client"], "reqwest");
+    assert_eq!(p["ok"], 200);
+    let opened = p["connections"]["opened"].as_u64().unwrap();
+    let reused = p["connections"]["reused_requests"].as_u64().unwrap();
+    assert!(
+        opened >= 1 && reused >= 150,
+        "opened {opened}, reused {reused}"
+    );
+
+    let out = connscope()
+        .args(["quick", "mock", "--client", "curl", "-n", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("native, reqwest"), "{}", text(&out));
+}
+
+#[test]
 fn sigterm_stops_the_run_within_a_second_and_still_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(

@@ -11,7 +11,12 @@ fn scenario(text: &str) -> Scenario {
     scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The runs measure time on a 2-core machine: one at a time, so that parallel tests do not
+/// distort each other's latencies.
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn run(text: &str) -> RunResult {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let s = scenario(text);
     engine::run(&s, &CancellationToken::new(), &Quiet)
         .await

@@ -1,6 +1,10 @@
-//! The client under test, built once from a profile: a [`Pool`] and the request template.
-//! [`Client::execute`] runs one request and always returns an [`Outcome`]: failures are data.
+//! The client under test, built once from a profile: [`Client`] dispatches to the profile's
+//! backend, the native [`NativeClient`] (a [`Pool`] and the request template) or the
+//! [`ReqwestClient`]. [`Client::execute`] runs one request and always returns an [`Outcome`]:
+//! failures are data. Both backends fill the same `Outcome`; the load loop does not know which
+//! one runs.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,8 +16,10 @@ use tokio::sync::oneshot;
 use super::EngineError;
 use super::connect::{Connector, ReqBody};
 use super::pool::Pool;
+use super::reqwest_client::ReqwestClient;
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase, error::classify};
-use crate::scenario::{Endpoint, Profile, RequestSpec};
+use crate::result::PoolCounters;
+use crate::scenario::{ClientBackend, Endpoint, Profile, RequestSpec};
 
 /// What every request of a run looks like; cloned cheaply per request.
 struct Template {
@@ -88,34 +94,25 @@ impl Template {
     }
 }
 
-/// One profile's client against one endpoint.
-pub struct Client {
-    pool: Pool,
-    template: Template,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+/// One profile's client against one endpoint, of the backend the profile names.
+pub enum Client {
+    /// connscope's own pool (`client = "native"`).
+    Native(NativeClient),
+    /// reqwest's pool (`client = "reqwest"`).
+    Reqwest(ReqwestClient),
 }
 
 impl Client {
-    /// Builds the client (pool, TLS configuration, request template) once.
+    /// Builds the profile's backend once.
     pub fn new(
         endpoint: &Endpoint,
         profile: &Profile,
         spec: &RequestSpec,
     ) -> Result<Client, EngineError> {
-        let connector = Connector::new(endpoint, profile)?;
-        let template = Template::new(endpoint, spec, connector.absolute_form())?;
-        Ok(Client {
-            pool: Pool::new(connector, profile),
-            template,
-            read_timeout: profile.timeout.read.get(),
-            write_timeout: profile.timeout.write.get(),
+        Ok(match profile.client {
+            ClientBackend::Native => Client::Native(NativeClient::new(endpoint, profile, spec)?),
+            ClientBackend::Reqwest => Client::Reqwest(ReqwestClient::new(endpoint, profile, spec)?),
         })
-    }
-
-    /// The pool (for its counters).
-    pub fn pool(&self) -> &Pool {
-        &self.pool
     }
 
     /// Runs one request that became due at `due`; `run_start` anchors the outcome's timestamp.
@@ -131,13 +128,72 @@ impl Client {
             status: None,
             failure: None,
         };
-        if let Err(f) = self.exchange(due, &mut out).await {
+        let result = match self {
+            Client::Native(c) => c.exchange(due, &mut out).await,
+            Client::Reqwest(c) => c.exchange(due, &mut out).await,
+        };
+        if let Err(f) = result {
             out.failure = Some(Box::new(f));
         }
         let now = Instant::now();
         out.total = now.duration_since(due);
         out.at = now.duration_since(run_start);
         out
+    }
+
+    /// What the client counted about its connections besides the outcomes.
+    pub fn counters(&self) -> PoolCounters {
+        match self {
+            Client::Native(c) => {
+                let stats = &c.pool().stats;
+                PoolCounters {
+                    closed_idle_discarded: stats.closed_idle_discarded.load(Ordering::Relaxed),
+                    expired: stats.expired.load(Ordering::Relaxed),
+                    connector_opened: None,
+                }
+            }
+            Client::Reqwest(c) => c.counters(),
+        }
+    }
+}
+
+/// The failure a response status makes: 4xx and 5xx are failures, the rest success.
+pub(super) fn status_failure(status: u16) -> Result<(), Failure> {
+    match status {
+        400..=499 => Err(Failure::new(ErrorKind::Status4xx, format!("HTTP {status}"))),
+        500..=599 => Err(Failure::new(ErrorKind::Status5xx, format!("HTTP {status}"))),
+        _ => Ok(()),
+    }
+}
+
+/// The native backend: connscope's own [`Pool`] and a request template.
+pub struct NativeClient {
+    pool: Pool,
+    template: Template,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+impl NativeClient {
+    /// Builds the client (pool, TLS configuration, request template) once.
+    pub fn new(
+        endpoint: &Endpoint,
+        profile: &Profile,
+        spec: &RequestSpec,
+    ) -> Result<NativeClient, EngineError> {
+        let connector = Connector::new(endpoint, profile)?;
+        let template = Template::new(endpoint, spec, connector.absolute_form())?;
+        Ok(NativeClient {
+            pool: Pool::new(connector, profile),
+            template,
+            read_timeout: profile.timeout.read.get(),
+            write_timeout: profile.timeout.write.get(),
+        })
+    }
+
+    /// The pool (for its counters).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Sends the request: the write phase (until the body is taken, bounded by `timeout.write`),
@@ -193,21 +249,19 @@ impl Client {
         let track_write = self.write_timeout.is_some() && !self.template.body.is_empty();
         let (req, written) = self.template.build(lease.is_h2(), track_write);
         let sent = Instant::now();
-        let resp = self
-            .send(&mut lease, req, written)
-            .await?
-            .map_err(|e| {
-                let mut f = classify(&e, Phase::Request, reused);
-                if let (ErrorKind::StaleConnection, ConnUse::Reused { age, idle }) = (f.kind, out.conn) {
-                    f.message = format!(
-                        "{} (on a reused connection idle for {}, opened {} before)",
-                        f.message,
-                        crate::units::format_duration(idle),
-                        crate::units::format_duration(age)
-                    );
-                }
-                f
-            })?;
+        let resp = self.send(&mut lease, req, written).await?.map_err(|e| {
+            let mut f = classify(&e, Phase::Request, reused);
+            if let (ErrorKind::StaleConnection, ConnUse::Reused { age, idle }) = (f.kind, out.conn)
+            {
+                f.message = format!(
+                    "{} (on a reused connection idle for {}, opened {} before)",
+                    f.message,
+                    crate::units::format_duration(idle),
+                    crate::units::format_duration(age)
+                );
+            }
+            f
+        })?;
         let head = Instant::now();
         out.ttfb = Some(head.duration_since(sent));
         let status = resp.status().as_u16();
@@ -230,11 +284,7 @@ impl Client {
         }
         out.body = Some(head.elapsed());
         lease.reusable();
-        match status {
-            400..=499 => Err(Failure::new(ErrorKind::Status4xx, format!("HTTP {status}"))),
-            500..=599 => Err(Failure::new(ErrorKind::Status5xx, format!("HTTP {status}"))),
-            _ => Ok(()),
-        }
+        status_failure(status)
     }
 }
 

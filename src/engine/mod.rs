@@ -2,7 +2,8 @@
 //!
 //! In: a validated [`Scenario`]. Out: a [`RunResult`] (through `metrics`, which does all the
 //! aggregation). Parts: [`connect`] opens and times connections, [`pool`] gives them out with
-//! httpx's semantics, [`client`] runs one request, [`load`] is the one load loop. For
+//! httpx's semantics, [`client`] runs one request with the profile's backend (native, or
+//! [`reqwest_client`] for `client = "reqwest"`), [`load`] is the one load loop for both. For
 //! `target = "mock"` the bundled mock is started here, once for all profiles.
 //! The engine never reads a report and never prints; progress goes through [`Progress`].
 
@@ -11,16 +12,16 @@ pub mod client;
 pub mod connect;
 pub mod load;
 pub mod pool;
+pub mod reqwest_client;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, Gauges, SocketFeed};
 use crate::mock::MockServer;
-use crate::result::{PoolCounters, ProfileResult, RunResult, SCHEMA_VERSION};
+use crate::result::{ProfileResult, RunResult, SCHEMA_VERSION};
 use crate::scenario::{Endpoint, Scenario, Target};
 use crate::sockets::{Sampler, SocketLimits, SocketSample};
 
@@ -132,11 +133,7 @@ async fn run_profile(
         None => None,
     };
     let m = collector.await.expect("the collector task does not panic");
-    let stats = &client.pool().stats;
-    let pool = PoolCounters {
-        closed_idle_discarded: stats.closed_idle_discarded.load(Ordering::Relaxed),
-        expired: stats.expired.load(Ordering::Relaxed),
-    };
+    let pool = client.counters();
     Ok(ProfileResult::new(
         profile,
         m,

@@ -340,7 +340,8 @@ impl ProfileMetrics {
         match &o.failure {
             None => self.ok += 1,
             Some(f) => {
-                if let (ErrorKind::StaleConnection, ConnUse::Reused { idle, .. }) = (f.kind, o.conn) {
+                if let (ErrorKind::StaleConnection, ConnUse::Reused { idle, .. }) = (f.kind, o.conn)
+                {
                     hist::record(self.hist(Metric::StaleIdle), idle);
                 }
                 let i = f.kind.index();

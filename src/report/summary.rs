@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::metrics::{ErrorKind, Summary};
 use crate::result::{ProfileResult, RunResult};
+use crate::scenario::ClientBackend;
 use crate::units::format_duration;
 
 fn us(v: u64) -> String {
@@ -86,6 +87,12 @@ pub fn render(r: &RunResult) -> String {
     let ps = &r.profiles;
     let col = |f: &dyn Fn(&ProfileResult) -> String| ps.iter().map(f).collect::<Vec<_>>();
 
+    let reqwest = ps
+        .iter()
+        .any(|p| p.settings.client == ClientBackend::Reqwest);
+    if reqwest {
+        t.row("client", col(&|p| p.settings.client.name().to_string()));
+    }
     t.row(
         "duration",
         col(&|p| format!("{:.2}s", p.duration_us as f64 / 1e6)),
@@ -135,6 +142,12 @@ pub fn render(r: &RunResult) -> String {
     }
     t.heading("connections");
     t.row("  opened", col(&|p| thousands(p.connections.opened)));
+    if ps.iter().any(|p| p.connections.opened_unattributed > 0) {
+        t.row(
+            "  not tied to a response",
+            col(&|p| thousands(p.connections.opened_unattributed)),
+        );
+    }
     t.row(
         "  requests reusing one",
         col(&|p| thousands(p.connections.reused_requests)),
@@ -216,6 +229,13 @@ pub fn render(r: &RunResult) -> String {
     }
     head.push('\n');
     head.push_str(&t.out);
+    if reqwest {
+        head.push_str(
+            "\nreqwest: \"tcp connect\" is the whole DNS + TCP + TLS span (reqwest's connector does \
+             them as one); \"not tied to a response\" counts connections opened for requests that \
+             failed before their response head, or opened in the background and never used\n",
+        );
+    }
     let examples: Vec<String> = ps
         .iter()
         .flat_map(|p| {

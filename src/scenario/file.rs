@@ -649,6 +649,20 @@ timeout = { read = "60s", pool = "none" }
     }
 
     #[test]
+    fn the_client_backend_is_native_unless_a_profile_names_reqwest() {
+        let s = parse(
+            "s.toml",
+            &GOOD.replace("name = \"mine\"", "name = \"mine\"\nclient = \"reqwest\""),
+        )
+        .unwrap();
+        assert_eq!(s.profiles[0].client, ClientBackend::Native);
+        assert_eq!(s.profiles[1].client, ClientBackend::Reqwest);
+        let e = err(&GOOD.replace("name = \"mine\"", "name = \"mine\"\nclient = \"curl\""));
+        assert!(e.contains("profiles[1].client"), "{e}");
+        assert!(e.contains("native") && e.contains("reqwest"), "{e}");
+    }
+
+    #[test]
     fn an_unset_env_var_is_an_error_that_names_it_but_no_value() {
         let text = GOOD.replace("Bearer abc", "Bearer ${CONNSCOPE_TEST_SURELY_UNSET}");
         let e = err(&text);

@@ -57,13 +57,26 @@ pub struct TlsSettings {
 }
 
 /// Which client implementation runs the profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientBackend {
     /// connscope's own pool over hyper's connection API, with httpx's pool semantics and every
     /// phase timed apart. Default.
     #[default]
     Native,
+    /// `reqwest::Client` (0.13) with the profile mapped onto its builder as closely as it allows;
+    /// see `engine::reqwest_client` for each mapping and gap. Measures reqwest's own pool.
+    Reqwest,
+}
+
+impl ClientBackend {
+    /// The name used in scenario files and reports ("native", "reqwest").
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientBackend::Native => "native",
+            ClientBackend::Reqwest => "reqwest",
+        }
+    }
 }
 
 /// One client configuration under test. Every field that a real client has is a field here.

@@ -1,0 +1,331 @@
+//! The reqwest backend (`client = "reqwest"`) against the bundled mock (and a closed port), over
+//! real loopback sockets: connection counts checked against what the server side accepted, the
+//! pool-timeout stand-in, read timeouts, refused connects, and a native-vs-reqwest comparison.
+//!
+//! The tests take turns (one lock): a new `reqwest::Client` per request is CPU-heavy (each one
+//! loads the system trust store) and would skew the timing assertions of the others on 2 cores.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use connscope::engine::{self, Quiet};
+use connscope::metrics::ErrorKind;
+use connscope::mock::{MockConfig, MockServer};
+use connscope::result::{ProfileResult, RunResult};
+use connscope::scenario;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+static TURN: Mutex<()> = Mutex::const_new(());
+
+async fn run(text: &str) -> RunResult {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    engine::run(&s, &CancellationToken::new(), &Quiet)
+        .await
+        .expect("the run starts")
+}
+
+fn only(r: &RunResult) -> &ProfileResult {
+    assert_eq!(r.profiles.len(), 1);
+    &r.profiles[0]
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// A TCP relay in front of the mock that counts the connections it accepts: the server side's
+/// view of how many connections the client opened. Stops when dropped.
+struct CountingRelay {
+    port: u16,
+    accepted: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingRelay {
+    async fn start(upstream: SocketAddr) -> CountingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        // Ends when either side closes.
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        CountingRelay {
+            port,
+            accepted,
+            task,
+        }
+    }
+
+    /// The accepted count once it reaches `expected`, or after at most a second (a connection
+    /// the client has completed can still sit in the listen backlog for a moment).
+    async fn accepted_settled(&self, expected: u64) -> u64 {
+        for _ in 0..50 {
+            if self.accepted.load(Ordering::SeqCst) >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_reqwest_client_reuses_connections_and_a_new_client_per_request_opens_one_each() {
+    let _turn = TURN.lock().await;
+    let mock = MockServer::start(([127, 0, 0, 1], 0).into(), MockConfig::default()).unwrap();
+
+    // reuse_client = true: 1000 requests at concurrency 16 through 8 permits.
+    let relay = CountingRelay::start(mock.addr()).await;
+    let r = run(&format!(
+        r#"
+target = "http://127.0.0.1:{}"
+[load]
+stages = [{{ duration = "30s", concurrency = 16 }}]
+max_requests = 1000
+[[profiles]]
+name = "reqwest-reused"
+client = "reqwest"
+max_connections = 8
+max_keepalive_connections = 8
+"#,
+        relay.port
+    ))
+    .await;
+    let p = only(&r);
+    let c = &p.connections;
+    let accepted = relay.accepted_settled(c.opened).await;
+    eprintln!(
+        "reqwest reused: {} ok, opened {} (server accepted {accepted}), {} not tied to a \
+         response, {} requests reused one",
+        p.ok, c.opened, c.opened_unattributed, c.reused_requests
+    );
+    assert_eq!(p.ok, 1000, "{:?}", p.errors);
+    // The connector layer's count is what the server saw.
+    assert_eq!(c.opened, accepted);
+    // Every response is either the first on its connection or a reuse.
+    assert_eq!(c.reused_requests + (c.opened - c.opened_unattributed), 1000);
+    // 8 permits cap requests in flight, not connections: reqwest may open a few more (a
+    // connection returns to its pool asynchronously, after the permit is free), but it reuses.
+    assert!(c.opened >= 1 && c.opened <= 64, "opened {}", c.opened);
+    assert!(c.reused_requests >= 936, "{} reused", c.reused_requests);
+    assert!(c.age_at_reuse.count > 0 && c.idle_at_reuse.count > 0);
+    drop(relay);
+
+    // reuse_client = false: a client, and so a connection, per request. Fewer requests: each
+    // new reqwest::Client loads the system trust store (tens of ms of CPU in a debug build).
+    let relay = CountingRelay::start(mock.addr()).await;
+    let r = run(&format!(
+        r#"
+target = "http://127.0.0.1:{}"
+[load]
+stages = [{{ duration = "30s", concurrency = 16 }}]
+max_requests = 150
+[[profiles]]
+name = "reqwest-new-client"
+client = "reqwest"
+preset = "new-client-per-request"
+"#,
+        relay.port
+    ))
+    .await;
+    let p = only(&r);
+    let c = &p.connections;
+    let accepted = relay.accepted_settled(c.opened).await;
+    eprintln!(
+        "reqwest new client per request: {} ok, opened {} (server accepted {accepted})",
+        p.ok, c.opened
+    );
+    assert_eq!(p.ok, 150, "{:?}", p.errors);
+    assert_eq!(c.opened, 150);
+    assert_eq!(accepted, 150);
+    assert_eq!(c.reused_requests, 0);
+    assert_eq!(c.opened_unattributed, 0);
+    assert_eq!(p.phase("connect").count, 150);
+    mock.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_permits_than_workers_give_pool_timeouts_at_the_pool_timeout() {
+    let _turn = TURN.lock().await;
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "200ms"
+[load]
+stages = [{ duration = "2s", concurrency = 32 }]
+graceful_stop = "1s"
+[[profiles]]
+client = "reqwest"
+max_connections = 4
+max_keepalive_connections = 4
+timeout = { pool = "100ms" }
+"#)
+    .await;
+    let p = only(&r);
+    let timeouts = p.error_count(ErrorKind::PoolTimeout);
+    eprintln!(
+        "reqwest pool of 4: {timeouts} PoolTimeouts, {} ok, opened {}",
+        p.ok, p.connections.opened
+    );
+    assert!(
+        timeouts > 100,
+        "only {timeouts} PoolTimeouts: {:?}",
+        p.errors
+    );
+    assert_eq!(p.ok + timeouts, p.requests, "{:?}", p.errors);
+    // Only 4 requests can be in flight at a time, each taking 200 ms.
+    assert!(
+        p.ok <= 4 * 11,
+        "{} succeeded through 4 permits in 2 s",
+        p.ok
+    );
+    let wait_p99 = p.phase("pool_wait").p99_us;
+    assert!(
+        (95_000..=150_000).contains(&wait_p99),
+        "pool-wait p99 {wait_p99} µs is not near the 100 ms pool timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_timeout_shorter_than_the_server_is_a_read_timeout_on_a_connection_per_request() {
+    let _turn = TURN.lock().await;
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "300ms"
+[load]
+stages = [{ duration = "1s", concurrency = 4 }]
+[[profiles]]
+client = "reqwest"
+timeout = { read = "100ms" }
+"#)
+    .await;
+    let p = only(&r);
+    assert!(p.requests >= 8, "{} requests", p.requests);
+    assert_eq!(
+        p.error_count(ErrorKind::ReadTimeout),
+        p.requests,
+        "{:?}",
+        p.errors
+    );
+    assert_eq!(p.errors.len(), 1);
+    assert!(p.latency.p50_us >= 100_000 && p.latency.p50_us < 200_000);
+    // A connection with a request left unanswered cannot be reused: each request opened one,
+    // and reqwest does not say which, so none is tied to a response.
+    assert_eq!(p.connections.opened, p.requests);
+    assert_eq!(p.connections.opened_unattributed, p.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_with_nothing_listening_is_connect_refused() {
+    let _turn = TURN.lock().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = run(&format!(
+        r#"
+target = "http://127.0.0.1:{port}"
+[load]
+stages = [{{ duration = "5s", concurrency = 2 }}]
+max_requests = 20
+[[profiles]]
+client = "reqwest"
+"#
+    ))
+    .await;
+    let p = only(&r);
+    assert_eq!(p.requests, 20);
+    assert_eq!(
+        p.error_count(ErrorKind::ConnectRefused),
+        20,
+        "{:?}",
+        p.errors
+    );
+    assert_eq!(p.connections.opened, 0);
+    assert!(
+        p.errors[0].example.contains("127.0.0.1"),
+        "{}",
+        p.errors[0].example
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_and_reqwest_profiles_of_one_scenario_give_comparable_results() {
+    let _turn = TURN.lock().await;
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "5ms"
+[load]
+stages = [{ duration = "20s", concurrency = 16 }]
+max_requests = 2000
+[[profiles]]
+name = "native"
+max_connections = 16
+max_keepalive_connections = 16
+[[profiles]]
+name = "reqwest"
+client = "reqwest"
+max_connections = 16
+max_keepalive_connections = 16
+"#)
+    .await;
+    assert_eq!(r.profiles.len(), 2);
+    for p in &r.profiles {
+        let c = &p.connections;
+        eprintln!(
+            "{:>8}: {} ok of {}, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, ttfb p50 {:.2} ms, \
+             connect p50 {:.0} µs, opened {} ({} not tied to a response), {} reused",
+            p.name,
+            p.ok,
+            p.requests,
+            p.rps,
+            ms(p.latency.p50_us),
+            ms(p.latency.p99_us),
+            ms(p.phase("ttfb").p50_us),
+            p.phase("connect").p50_us,
+            c.opened,
+            c.opened_unattributed,
+            c.reused_requests,
+        );
+        assert_eq!(p.requests, 2000, "{}", p.name);
+        assert_eq!(p.ok, 2000, "{}: {:?}", p.name, p.errors);
+        assert_eq!(p.status.get(&200).copied(), Some(2000), "{}", p.name);
+        assert!(c.opened >= 1, "{}", p.name);
+        assert!(c.reused_requests >= 1900, "{}: {:?}", p.name, c);
+        // The mock answers after 5 ms; either client adds little on loopback.
+        let p50 = p.latency.p50_us;
+        assert!((5_000..25_000).contains(&p50), "{}: p50 {p50} µs", p.name);
+        assert_eq!(p.phase("ttfb").count, 2000, "{}", p.name);
+        assert_eq!(p.phase("body").count, 2000, "{}", p.name);
+    }
+    let (native, reqwest) = (&r.profiles[0], &r.profiles[1]);
+    assert!(native.connections.opened <= 16, "{:?}", native.connections);
+    let (a, b) = (native.latency.p50_us as f64, reqwest.latency.p50_us as f64);
+    assert!(
+        a.max(b) / a.min(b) < 2.0,
+        "p50 native {a} µs vs reqwest {b} µs"
+    );
+}

@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 LONG=${LONG:-60}
+DRAIN=${DRAIN:-61} # seconds to let TIME_WAIT sockets expire between the two new-connection runs
 MOCK_PORT=18080
 NGINX_PORT=18081
 WORK=$(mktemp -d /tmp/connscope-bench.XXXXXX)
@@ -183,7 +184,7 @@ main() {
   wait "$pid" || true
   read -r ncr nc50 <<<"$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["profiles"][0]; print(p["rps"], p["latency"]["p50_us"]/1e3)' "$WORK/nc.json")"
   row "connscope --disable-keepalive" "$ncr" "$nc50" "$(cat "$tw_file")"
-  sleep 61 # let TIME_WAIT drain so wrk starts from the same state
+  sleep "$DRAIN" # let TIME_WAIT drain so wrk starts from the same state
   wrk -t2 -c16 -d"${DURATION}s" --latency -H "Connection: close" "http://127.0.0.1:$MOCK_PORT/" >"$WORK/wrk-close.txt" 2>/dev/null &
   pid=$!
   PIDS+=("$pid")

@@ -11,8 +11,8 @@ mod event;
 pub mod hist;
 
 pub use collect::{
-    BATCH_AGE, BATCH_MAX, Gauges, Input, Metric, ProfileMetrics, Recorder, RecorderFactory,
-    SecondStats, Series, SocketFeed, channel, collect,
+    BATCH_AGE, BATCH_MAX, DRAIN_EVERY, Gauges, Input, Metric, ProfileMetrics, Recorder,
+    RecorderFactory, SecondStats, Series, SocketFeed, channel, collect,
 };
 pub use error::{ErrorKind, Failure, Phase};
 pub use event::{ConnUse, Outcome};

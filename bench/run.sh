@@ -96,13 +96,13 @@ run_connscope() { # url conc pin threads extra...
   local url=$1 c=$2 pin=$3 threads=$4
   shift 4
   $pin ./target/release/connscope quick "$url" -c "$c" -z "${DURATION}s" --threads "$threads" --json "$@" 2>/dev/null |
-    python3 -c 'import json,sys; p=json.load(sys.stdin)["profiles"][0]; print(p["rps"], p["latency"]["p50_us"]/1e3, p["latency"]["p99_us"]/1e3)'
+    python3 -c 'import json,sys; p=json.load(sys.stdin)["profiles"][0]; l=p["latency"]; print(p["rps"], "%.3f" % (l["p50_us"]/1e3), "%.3f" % (l["p99_us"]/1e3))'
 }
 
 run_oha() { # url conc pin
   local url=$1 c=$2 pin=$3
   $pin oha --no-tui --output-format json -c "$c" -z "${DURATION}s" "$url" 2>/dev/null |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["summary"]; p=d["latencyPercentiles"]; print(round(s["requestsPerSec"],1), p["p50"]*1e3, p["p99"]*1e3)'
+    python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["summary"]; p=d["latencyPercentiles"]; print(round(s["requestsPerSec"],1), "%.3f" % (p["p50"]*1e3), "%.3f" % (p["p99"]*1e3))'
 }
 
 run_wrk() { # url conc pin threads extra...
@@ -116,7 +116,7 @@ def ms(v):
     n, u = re.match(r"([\d.]+)(\w+)", v).groups()
     return float(n) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[u]
 p = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
-print(rps, ms(p["50"]), ms(p["99"]))'
+print(rps, "%.3f" % ms(p["50"]), "%.3f" % ms(p["99"]))'
 }
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else 'n/a')" "$1" "$2"; }

@@ -58,6 +58,19 @@ pub struct PoolStats {
     pub expired: AtomicU64,
 }
 
+/// The fair semaphore that caps requests in flight for a profile: `max_connections` slots (times
+/// [`H2_STREAMS`] for HTTP/2); `None` when there is no cap or no shared client.
+pub fn request_slots(profile: &Profile) -> Option<Semaphore> {
+    let per_conn = match profile.http_version {
+        HttpVersion::Http2 => H2_STREAMS,
+        _ => 1,
+    };
+    profile
+        .max_connections
+        .filter(|_| profile.reuse_client)
+        .map(|m| Semaphore::new(m.saturating_mul(per_conn).min(Semaphore::MAX_PERMITS)))
+}
+
 /// A pool of connections to one endpoint for one profile.
 pub struct Pool {
     connector: Connector,
@@ -124,19 +137,11 @@ impl Pool {
     /// A pool for a profile.
     pub fn new(connector: Connector, profile: &Profile) -> Pool {
         let max_connections = profile.max_connections.unwrap_or(usize::MAX);
-        let per_conn = match profile.http_version {
-            HttpVersion::Http2 => H2_STREAMS,
-            _ => 1,
-        };
-        let slots = profile
-            .max_connections
-            .filter(|_| profile.reuse_client)
-            .map(|m| Semaphore::new(m.saturating_mul(per_conn).min(Semaphore::MAX_PERMITS)));
         Pool {
             connector,
             reuse: profile.reuse_client,
             prefer_h2: profile.http_version == HttpVersion::Http2,
-            slots,
+            slots: request_slots(profile),
             max_connections,
             max_idle: profile.max_keepalive_connections.unwrap_or(usize::MAX),
             expiry: profile.keepalive_expiry.get(),

@@ -65,7 +65,6 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::EngineError;
 use super::client::status_failure;
-use super::pool::H2_STREAMS;
 use crate::metrics::error::{chain_message, classify};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase};
 use crate::result::PoolCounters;
@@ -127,14 +126,7 @@ impl ReqwestClient {
         if !spec.body.is_empty() {
             *template.body_mut() = Some(reqwest::Body::from(spec.body.clone()));
         }
-        let per_conn = match profile.http_version {
-            HttpVersion::Http2 => H2_STREAMS,
-            _ => 1,
-        };
-        let slots = profile
-            .max_connections
-            .filter(|_| profile.reuse_client)
-            .map(|m| Semaphore::new(m.saturating_mul(per_conn).min(Semaphore::MAX_PERMITS)));
+        let slots = super::pool::request_slots(profile);
         Ok(ReqwestClient {
             settings,
             shared,

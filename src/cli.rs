@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -199,12 +200,35 @@ fn dispatch(cli: Cli) -> Result<u8> {
             };
             let server = MockServer::start(listen, config)
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            eprintln!(
-                "connscope mock listening on {} (Ctrl-C stops it)",
-                server.url()
-            );
-            server.wait();
-            Ok(0)
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let stop = signalled();
+                tokio::pin!(stop);
+                // One poll puts the signal handlers in place before the mock says it is up.
+                let first = std::future::poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx))).await;
+                if first.is_ready() {
+                    return;
+                }
+                eprintln!(
+                    "connscope mock listening on {} (Ctrl-C stops it; stats at {}{})",
+                    server.url(),
+                    server.url(),
+                    crate::mock::STATS_PATH
+                );
+                if let Some(ca) = server.ca_file() {
+                    eprintln!(
+                        "CA certificate (for a profile's tls.ca_file): {}",
+                        ca.display()
+                    );
+                }
+                stop.await;
+            });
+            // A clean stop, so that a temporary CA file is removed.
+            server.stop();
+            Ok(EXIT_INTERRUPTED)
         }
     }
 }
@@ -217,9 +241,30 @@ fn load_mock_config(path: &std::path::Path) -> Result<MockConfig> {
         anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
     })?;
     if let Err((key, msg)) = config.validate() {
-        bail!("{}: {key}: {msg}", path.display());
+        match key_position(&text, &key) {
+            Some(at) => {
+                let (line, col) = line_col(&text, at);
+                bail!("{}:{line}:{col}: {key}: {msg}", path.display());
+            }
+            None => bail!("{}: {key}: {msg}", path.display()),
+        }
     }
     Ok(config)
+}
+
+/// Where the last part of a dotted key is assigned (`rps = 0` for `mock.rate_limit.rps`).
+fn key_position(text: &str, key: &str) -> Option<usize> {
+    let last = key.rsplit(['.', ']']).find(|s| !s.is_empty())?;
+    let mut from = 0;
+    while let Some(i) = text[from..].find(last) {
+        let at = from + i;
+        let starts_word = !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        if starts_word && text[at + last.len()..].trim_start().starts_with('=') {
+            return Some(at);
+        }
+        from = at + last.len();
+    }
+    None
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -437,6 +482,13 @@ fn execute(
 
 /// Cancels `token` on Ctrl-C or SIGTERM.
 async fn watch_signals(token: CancellationToken) {
+    signalled().await;
+    eprintln!("interrupted: stopping the load and writing what was measured");
+    token.cancel();
+}
+
+/// Returns on Ctrl-C or SIGTERM.
+async fn signalled() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -445,7 +497,6 @@ async fn watch_signals(token: CancellationToken) {
             Ok(t) => t,
             Err(_) => {
                 let _ = ctrl_c.await;
-                token.cancel();
                 return;
             }
         };
@@ -456,6 +507,4 @@ async fn watch_signals(token: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    eprintln!("interrupted: stopping the load and writing what was measured");
-    token.cancel();
 }

@@ -35,8 +35,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("expected a duration such as \"500ms\" or \"30s\", found {t:?} ({e})"))
 }
 
+/// A number of seconds as a duration; `None` when negative, not a number, or too large
+/// (`Duration::from_secs_f64` would panic on those).
 fn seconds(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 fn parse_fractional(t: &str) -> Option<Duration> {
@@ -232,6 +234,13 @@ mod tests {
         assert!(e.contains("≥ 0"), "{e}");
         let e = parse_duration("soon").unwrap_err();
         assert!(e.contains("expected a duration"), "{e}");
+    }
+
+    #[test]
+    fn absurdly_large_numbers_are_an_error_not_a_panic() {
+        assert!(parse_duration("1e30").is_err());
+        assert!(parse_duration("1e30s").is_err());
+        assert!(parse_duration("NaN").is_err());
     }
 
     #[test]

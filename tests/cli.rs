@@ -182,6 +182,81 @@ fn quick_client_reqwest_runs_the_reqwest_backend_and_says_so() {
 }
 
 #[test]
+fn a_mock_config_with_an_impossible_fault_exits_2_naming_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "mock.toml",
+        "latency = \"5ms\"\nrate_limit = { rps = 0, burst = 2 }\n",
+    );
+    let out = connscope()
+        .args(["mock", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    let expected = format!(
+        "{}:2:16: mock.rate_limit.rps: expected a number > 0, found 0",
+        path.display()
+    );
+    assert!(msg.contains(&expected), "{msg}");
+}
+
+#[test]
+fn the_mock_command_serves_tls_and_removes_its_temporary_ca_file_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "mock.toml",
+        "tls = true\nidle_timeout = \"5s\"\n",
+    );
+    let mut child = connscope()
+        .args(["mock", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let until = Instant::now() + Duration::from_secs(5);
+    while lines.len() < 2 && Instant::now() < until {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            lines.push(line);
+        }
+    }
+    // Read everything needed before the child is stopped, so that no assertion leaves it running.
+    let listening = lines
+        .first()
+        .is_some_and(|l| l.contains("listening on https://127.0.0.1:"));
+    let ca = lines
+        .get(1)
+        .and_then(|l| l.split_once("tls.ca_file): "))
+        .map(|(_, p)| std::path::PathBuf::from(p));
+    let existed = ca.as_ref().is_some_and(|p| p.is_file());
+    // SAFETY: kill(2) on the PID of the child this test started.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(listening, "{lines:?}");
+    let ca = ca.unwrap_or_else(|| panic!("no CA file line in {lines:?}"));
+    assert!(existed, "{} was not written", ca.display());
+    assert_eq!(status.code(), Some(130));
+    assert!(!ca.exists(), "{} is left behind", ca.display());
+}
+
+#[test]
 fn sigterm_stops_the_run_within_a_second_and_still_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(

@@ -271,3 +271,40 @@ timeout = {{ write = "300ms", read = "5s" }}
     assert_eq!(p.error_count(ErrorKind::WriteTimeout), 1, "{:?}", p.errors);
     assert!(p.latency.max_us >= 300_000 && p.latency.max_us < 1_000_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_mock_serves_profiles_that_trust_its_ca_file_over_http1_and_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("mock-ca.pem");
+    let r = run(&format!(
+        r#"
+target = "mock"
+[mock]
+tls = true
+ca_file = "{ca}"
+[load]
+stages = [{{ duration = "10s", concurrency = 4 }}]
+max_requests = 200
+[[profiles]]
+name = "h1"
+http_version = "http1"
+tls = {{ ca_file = "{ca}" }}
+[[profiles]]
+name = "h2"
+http_version = "http2"
+tls = {{ ca_file = "{ca}" }}
+"#,
+        ca = ca.display()
+    ))
+    .await;
+    assert!(r.target_url.starts_with("https://"), "{}", r.target_url);
+    for p in &r.profiles {
+        assert_eq!(p.ok, 200, "{}: {:?}", p.name, p.errors);
+        assert!(
+            p.phase("tls").count > 0,
+            "{}: no TLS handshake timed",
+            p.name
+        );
+    }
+    assert_eq!(r.profiles[1].connections.opened, 1, "h2 multiplexes");
+}

@@ -1,12 +1,33 @@
-//! The bundled mock server: a real HTTP server (hyper) that behaves like an inference endpoint.
+//! The bundled mock server: a real HTTP server (hyper) that behaves, and misbehaves, like an
+//! inference endpoint.
 //!
-//! In: a [`MockConfig`] (latency distribution, status mix, body size). Out: a listening
-//! [`MockServer`] on its own runtime and threads, started in-process for `target = "mock"` or
-//! standalone by `connscope mock`. Every response carries a `Server-Timing` header with the
-//! mock's own processing time. It does not measure the client; the engine does.
+//! In: a [`MockConfig`]: latency distribution, status mix, body size, and the faults real
+//! endpoints show (idle keep-alive timeout closing with FIN or reset, a connection limit that
+//! refuses or resets, resets mid-response, closes after headers, 429 with `Retry-After` above a
+//! rate, an outage window of 5xx, a slow body, a worker pool that saturates, TLS with a
+//! self-signed certificate). Out: a listening [`MockServer`] on its own runtime and threads,
+//! started in-process for `target = "mock"` or standalone by `connscope mock`, and its
+//! [`MockStats`] (also at `GET /__connscope/stats`). Every response carries a `Server-Timing`
+//! header with the mock's own processing time (and queue time with `workers`).
+//! It does not measure the client; the engine does.
+//!
+//! Parts: [`config`](MockConfig) and `latency` describe; `faults` decides per request;
+//! `handler` answers; `body` sends; `conn` serves one connection and cuts it; `server` listens
+//! and enforces the connection limit; `tls` makes certificates; `stats` counts.
 
+mod body;
 mod config;
+mod conn;
+mod faults;
+mod handler;
+mod latency;
 mod server;
+mod stats;
+mod tls;
 
-pub use config::{Latency, LatencySampler, MockConfig, StatusWeight};
+pub use config::{
+    IdleClose, Latency, LatencySampler, MAX_BODY_SIZE, MockConfig, Outage, OverLimit, RateLimit,
+    SlowBody, StatusWeight,
+};
 pub use server::MockServer;
+pub use stats::{MockStats, RequestsBucket, RequestsPerConnection, STATS_PATH};

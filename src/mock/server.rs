@@ -1,129 +1,137 @@
-//! The mock HTTP server: hyper 1.x, HTTP/1.1 and HTTP/2 cleartext (h2c prior knowledge) on one port,
-//! on a runtime of its own so that it does not share worker threads with the load it serves.
+//! The mock HTTP server: hyper 1.x, HTTP/1.1 and HTTP/2 on one port (h2c by prior knowledge on
+//! cleartext, ALPN on TLS), on a runtime of its own so that it does not share worker threads with
+//! the load it serves.
+//!
+//! In: a listen address and a validated [`MockConfig`]. Out: a running [`MockServer`] with its
+//! URL, its CA file (with TLS) and its [`MockStats`]. This file owns the listening socket and the
+//! accept loop, including the connection limit; one connection's life is in `conn`, one request's
+//! in `handler`.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use rand::Rng;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
-use super::config::{LatencySampler, MockConfig};
+use super::config::{IdleClose, MockConfig, OverLimit};
+use super::conn::{self, Connections};
+use super::handler::Responder;
+use super::stats::{Counters, MockStats};
+use super::tls;
 
-/// What every request handler shares: built once from the config.
-struct State {
-    latency: LatencySampler,
-    /// (code, cumulative weight)
-    statuses: Vec<(StatusCode, u64)>,
-    total_weight: u64,
-    body: Bytes,
+/// Pending connections the kernel keeps for `accept`.
+const BACKLOG: i32 = 1024;
+
+/// What every connection and request handler of one server shares: built once from the config.
+pub(crate) struct Shared {
+    /// How requests are answered.
+    pub responder: Responder,
+    /// Event counters for [`MockStats`].
+    pub counters: Counters,
+    /// Open connections and the record of closed ones.
+    pub connections: Connections,
+    /// When the server started (the outage window and uptime count from here).
+    pub started: Instant,
+    /// Set when the server stops: requests cut by the stop are not the client's doing.
+    pub stopping: AtomicBool,
+    /// `idle_timeout` and how it closes, when set.
+    pub idle: Option<(Duration, IdleClose)>,
+    /// `max_connections` and what happens beyond it, when set.
+    pub limit: Option<(usize, OverLimit)>,
+    /// A response may cut its connection (`reset_mid_response`, `close_after_headers`).
+    pub cuts_possible: bool,
+    /// Each connection keeps a second handle on its socket, to reset it after hyper has it.
+    pub needs_spare: bool,
 }
 
-impl State {
-    fn new(config: &MockConfig) -> State {
-        let mut acc = 0u64;
-        let statuses = config
-            .status
-            .iter()
-            .filter(|s| s.weight > 0)
-            .map(|s| {
-                acc += u64::from(s.weight);
-                let code = StatusCode::from_u16(s.code).unwrap_or(StatusCode::OK);
-                (code, acc)
-            })
-            .collect();
-        let body: Vec<u8> = b"ok"
-            .iter()
-            .copied()
-            .cycle()
-            .take(config.body_size)
-            .collect();
-        State {
-            latency: config.latency.sampler(),
-            statuses,
-            total_weight: acc.max(1),
-            body: Bytes::from(body),
+impl Shared {
+    fn new(config: &MockConfig, started: Instant) -> Shared {
+        let idle = config.idle_timeout.get().map(|d| (d, config.idle_close));
+        Shared {
+            responder: Responder::new(config, started),
+            counters: Counters::default(),
+            connections: Connections::new(config.max_connections.is_some()),
+            started,
+            stopping: AtomicBool::new(false),
+            idle,
+            limit: config.max_connections.map(|n| (n, config.over_limit)),
+            cuts_possible: config.has_connection_faults(),
+            needs_spare: config.reset_mid_response > 0.0
+                || matches!(idle, Some((_, IdleClose::Reset))),
         }
     }
 
-    fn pick_status<R: Rng + ?Sized>(&self, rng: &mut R) -> StatusCode {
-        if self.statuses.len() == 1 {
-            return self.statuses[0].0;
-        }
-        let x = rng.random_range(0..self.total_weight);
-        self.statuses
-            .iter()
-            .find(|(_, cum)| x < *cum)
-            .map_or(StatusCode::OK, |(c, _)| *c)
+    /// What the server has observed so far.
+    pub fn snapshot(&self) -> MockStats {
+        let mut stats = MockStats {
+            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ..MockStats::default()
+        };
+        self.counters.fill(&mut stats);
+        let served = self.connections.fill(&mut stats);
+        stats.connections_accepted = served + stats.limit_resets;
+        stats
     }
-}
-
-async fn handle(
-    req: Request<Incoming>,
-    state: Arc<State>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let started = Instant::now();
-    // Read the request body as a real server would (and so the connection stays reusable).
-    let _ = req.into_body().collect().await;
-    let (delay, status) = {
-        let mut rng = rand::rng();
-        (state.latency.sample(&mut rng), state.pick_status(&mut rng))
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let timing = format!("app;dur={:.3}", started.elapsed().as_secs_f64() * 1e3);
-    let mut resp = Response::new(Full::new(state.body.clone()));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    if let Ok(v) = HeaderValue::from_str(&timing) {
-        h.insert("server-timing", v);
-    }
-    Ok(resp)
 }
 
 /// A running mock server. Stops when [`MockServer::stop`] is called or when dropped.
 pub struct MockServer {
     addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// With TLS: the CA file, and whether it is ours to remove.
+    ca_file: Option<(PathBuf, bool)>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
     thread: Option<JoinHandle<()>>,
 }
 
 impl MockServer {
     /// Binds `listen` (port 0 picks a free port) and serves `config` on a runtime of its own.
+    ///
+    /// With `tls`, makes the certificates and writes the CA file before returning. `config`
+    /// should have passed [`MockConfig::validate`]; out-of-range values are clamped, not trusted.
     pub fn start(listen: SocketAddr, config: MockConfig) -> io::Result<MockServer> {
-        let std_listener = StdListener::bind(listen)?;
-        std_listener.set_nonblocking(true)?;
+        let std_listener = bind(listen)?;
         let addr = std_listener.local_addr()?;
+        let tls = if config.tls {
+            Some(tls::setup(&config, addr.port())?)
+        } else {
+            None
+        };
         let threads = config
             .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("connscope-mock")
             .enable_all()
             .build()?;
-        let (tx, rx) = oneshot::channel();
-        let state = Arc::new(State::new(&config));
-        let thread = std::thread::Builder::new()
-            .name("connscope-mock".into())
-            .spawn(move || runtime.block_on(serve(std_listener, state, rx)))?;
+        let shared = Arc::new(Shared::new(&config, Instant::now()));
+        let stop = CancellationToken::new();
+        let ca_file = tls
+            .as_ref()
+            .map(|t| (t.ca_file.clone(), t.ca_file_is_temporary));
+        let acceptor = tls.map(|t| t.acceptor);
+        let thread = {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("connscope-mock".into())
+                .spawn(move || runtime.block_on(serve(std_listener, shared, acceptor, stop)))?
+        };
         Ok(MockServer {
             addr,
-            shutdown: Some(tx),
+            ca_file,
+            shared,
+            stop,
             thread: Some(thread),
         })
     }
@@ -133,9 +141,25 @@ impl MockServer {
         self.addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// With TLS: the file holding the CA certificate (PEM) that signed the server's certificate,
+    /// for a client profile's `tls.ca_file`. `None` without TLS.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// What the server has observed so far (the same as `GET /__connscope/stats`).
+    pub fn stats(&self) -> MockStats {
+        self.shared.snapshot()
     }
 
     /// Stops accepting, drops open connections and waits for the server thread.
@@ -144,11 +168,12 @@ impl MockServer {
     }
 
     fn shutdown_now(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.stop.cancel();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some((path, true)) = &self.ca_file {
+            let _ = std::fs::remove_file(path);
         }
     }
 
@@ -166,9 +191,28 @@ impl Drop for MockServer {
     }
 }
 
-async fn serve(std_listener: StdListener, state: Arc<State>, mut shutdown: oneshot::Receiver<()>) {
-    let listener = match TcpListener::from_std(std_listener) {
-        Ok(l) => l,
+/// A listening socket with SO_REUSEADDR, so that it can be bound again while connections
+/// accepted on the port are still open (`over_limit = "refuse"` closes and rebinds it).
+fn bind(addr: SocketAddr) -> io::Result<StdListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// The accept loop, until `stop`.
+async fn serve(
+    std_listener: StdListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    let addr = std_listener.local_addr();
+    let mut listener = match TcpListener::from_std(std_listener) {
+        Ok(l) => Some(l),
         Err(e) => {
             eprintln!("connscope mock: cannot listen: {e}");
             return;
@@ -177,59 +221,89 @@ async fn serve(std_listener: StdListener, state: Arc<State>, mut shutdown: onesh
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    Err(_) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let builder = builder.clone();
-                tasks.spawn(async move {
-                    let svc = service_fn(move |req| handle(req, state.clone()));
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                });
-                // Reap finished connection tasks so the set does not grow with the run.
-                while tasks.try_join_next().is_some() {}
+        if listener.is_none() {
+            // At the connection limit with `over_limit = "refuse"`: closed until a slot frees.
+            let Ok(addr) = addr else { break };
+            listener = reopen(addr, &shared, &stop).await;
+        }
+        let Some(l) = &listener else { break };
+        let stream = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = l.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // EMFILE and friends: back off briefly instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
+        };
+        if let Some((max, over)) = shared.limit {
+            let open = shared.connections.open_count();
+            if over == OverLimit::Reset && open >= max {
+                // Counted first: the client may look at the stats as soon as it sees the reset.
+                Counters::bump(&shared.counters.limit_resets);
+                reset_now(stream);
+                continue;
             }
         }
+        let registration = shared.connections.open(&shared);
+        tasks.spawn(conn::serve(
+            stream,
+            registration,
+            builder.clone(),
+            tls.clone(),
+        ));
+        // Reap finished connection tasks so the set does not grow with the run.
+        while tasks.try_join_next().is_some() {}
+        if let Some((max, OverLimit::Refuse)) = shared.limit
+            && shared.connections.open_count() >= max
+        {
+            // Closing the listening socket makes the kernel refuse new connects (RST to the
+            // SYN: ECONNREFUSED). Merely not accepting would fill the backlog, after which
+            // Linux drops SYNs and clients see connect timeouts instead.
+            Counters::bump(&shared.counters.limit_refusal_periods);
+            listener = None;
+        }
     }
+    shared.stopping.store(true, Ordering::Relaxed);
     tasks.abort_all();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mock::config::StatusWeight;
-
-    #[test]
-    fn the_status_mix_follows_its_weights() {
-        let config = MockConfig {
-            status: vec![
-                StatusWeight {
-                    code: 200,
-                    weight: 3,
-                },
-                StatusWeight {
-                    code: 503,
-                    weight: 1,
-                },
-            ],
-            ..MockConfig::default()
-        };
-        let state = State::new(&config);
-        let mut rng = rand::rng();
-        let n = 20_000;
-        let errors = (0..n)
-            .filter(|_| state.pick_status(&mut rng) == StatusCode::SERVICE_UNAVAILABLE)
-            .count();
-        let share = errors as f64 / n as f64;
-        assert!((0.22..0.28).contains(&share), "503 share {share}");
+/// Waits until a connection slot is free, then binds the port again. `None` when stopped.
+async fn reopen(
+    addr: SocketAddr,
+    shared: &Shared,
+    stop: &CancellationToken,
+) -> Option<TcpListener> {
+    let max = shared.limit.map_or(usize::MAX, |(max, _)| max);
+    let mut complained = false;
+    loop {
+        let freed = shared.connections.freed.notified();
+        if shared.connections.open_count() >= max {
+            tokio::select! {
+                _ = freed => continue,
+                _ = stop.cancelled() => return None,
+            }
+        }
+        match bind(addr).and_then(TcpListener::from_std) {
+            Ok(l) => return Some(l),
+            Err(e) => {
+                if !complained {
+                    eprintln!("connscope mock: cannot listen on {addr} again (retrying): {e}");
+                    complained = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = stop.cancelled() => return None,
+                }
+            }
+        }
     }
+}
+
+/// Closes an accepted connection with a TCP reset (SO_LINGER 0, then close).
+fn reset_now(stream: TcpStream) {
+    let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
 }

@@ -248,7 +248,12 @@ fn convert(src: &Source, raw: RawScenario) -> Result<Scenario, ScenarioError> {
     let target = convert_target(src, &raw)?;
     let request = convert_request(src, raw.request)?;
     let load = convert_load(src, raw.load)?;
-    let profiles = convert_profiles(src, raw.profiles)?;
+    // The mock writes its CA file when it starts, after parsing: a profile may name it already.
+    let mock_ca = match &target {
+        Target::Mock(m) if m.tls => m.ca_file.clone(),
+        _ => None,
+    };
+    let profiles = convert_profiles(src, raw.profiles, mock_ca.as_deref())?;
     let name = raw.name.unwrap_or_else(|| {
         std::path::Path::new(src.path)
             .file_stem()
@@ -451,6 +456,7 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
 fn convert_profiles(
     src: &Source,
     raw: Vec<Spanned<RawProfile>>,
+    mock_ca: Option<&std::path::Path>,
 ) -> Result<Vec<Profile>, ScenarioError> {
     if raw.is_empty() {
         return Ok(vec![
@@ -516,7 +522,19 @@ fn convert_profiles(
                 insecure: tls.insecure.unwrap_or(p.tls.insecure),
             };
         }
-        if let Err((k, msg)) = p.validate() {
+        // A profile trusting the mock's own CA file: that file does not exist until the mock
+        // starts, so its existence is not checked here.
+        let trusts_mock_ca = mock_ca.is_some() && p.tls.ca_file.as_deref() == mock_ca;
+        let ca_file = if trusts_mock_ca {
+            p.tls.ca_file.take()
+        } else {
+            None
+        };
+        let valid = p.validate();
+        if ca_file.is_some() {
+            p.tls.ca_file = ca_file;
+        }
+        if let Err((k, msg)) = valid {
             return Err(src.error(src.key_in(span.clone(), k), key(k), msg));
         }
         if !names.insert(p.name.clone()) {
@@ -660,6 +678,40 @@ timeout = { read = "60s", pool = "none" }
         let e = err(&GOOD.replace("name = \"mine\"", "name = \"mine\"\nclient = \"curl\""));
         assert!(e.contains("profiles[1].client"), "{e}");
         assert!(e.contains("native") && e.contains("reqwest"), "{e}");
+    }
+
+    #[test]
+    fn an_impossible_mock_fault_names_line_column_and_dotted_key() {
+        let text = GOOD.replace(
+            "latency = \"10ms\"",
+            "latency = \"10ms\"\nrate_limit = { rps = 0 }",
+        );
+        let e = err(&text);
+        assert!(e.starts_with("s.toml:7:"), "{e}");
+        assert!(
+            e.contains("mock.rate_limit.rps: expected a number > 0, found 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_profile_may_trust_the_mock_ca_file_before_the_mock_has_written_it() {
+        let mock = "latency = \"10ms\"\ntls = true\nca_file = \"/nonexistent/mock-ca.pem\"";
+        let text = GOOD.replace("latency = \"10ms\"", mock).replace(
+            "max_connections = 50",
+            "max_connections = 50\ntls = { ca_file = \"/nonexistent/mock-ca.pem\" }",
+        );
+        let s = parse("s.toml", &text).unwrap();
+        assert_eq!(
+            s.profiles[1].tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/nonexistent/mock-ca.pem"))
+        );
+        // Any other missing file is still an error.
+        let e = err(&text.replace(
+            "tls = { ca_file = \"/nonexistent/mock-ca.pem\" }",
+            "tls = { ca_file = \"/nonexistent/other.pem\" }",
+        ));
+        assert!(e.contains("profiles[1].tls.ca_file"), "{e}");
     }
 
     #[test]

@@ -104,6 +104,8 @@ impl Default for Measure {
 
 /// What the load goes to.
 #[derive(Clone, Debug)]
+// One per scenario, built once: the mock's settings being larger than a URL costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Target {
     /// Start the bundled mock in-process on a free loopback port with these settings.
     Mock(MockConfig),

@@ -1,0 +1,179 @@
+//! The mock's response body: all at once (the default), trickled at a rate (`slow_body`), or cut
+//! short by a fault (`reset_mid_response`, `close_after_headers`).
+//!
+//! In: the body bytes and, for the slow and cut kinds, the request's [`InFlight`] guard. Out: an
+//! `http_body::Body` that declares the full length (so a cut response is visibly short) and marks
+//! the request done once its last byte is handed over. It does not close connections itself: a
+//! cut body asks the connection task to, through [`ConnCtl::cut`](super::conn::ConnCtl::cut).
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use super::conn::InFlight;
+use super::faults::Cut;
+
+/// A response body of the mock.
+pub(crate) enum MockBody {
+    /// Everything in one frame; `None` once sent (or when empty).
+    Full(Option<Bytes>),
+    /// Trickled in chunks (boxed: rare, and it keeps the common case small).
+    Slow(Box<Trickle>),
+    /// Part of it, then the connection is cut.
+    Cut(Box<Cutting>),
+}
+
+impl MockBody {
+    /// The whole body at once.
+    pub fn full(bytes: Bytes) -> MockBody {
+        MockBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// `bytes` at `bytes_per_second`, `chunk` bytes at a time; the last byte leaves at
+    /// `len / bytes_per_second` after the first poll.
+    pub fn slow(bytes: Bytes, bytes_per_second: u64, chunk: usize, request: InFlight) -> MockBody {
+        if bytes.is_empty() {
+            request.done();
+            return MockBody::Full(None);
+        }
+        let rate = bytes_per_second.max(1) as f64;
+        let chunk = chunk.max(1);
+        let start = Instant::now();
+        let first = due(start, chunk.min(bytes.len()), rate);
+        MockBody::Slow(Box::new(Trickle {
+            rest: bytes,
+            chunk,
+            rate,
+            sent: 0,
+            start,
+            sleep: Box::pin(tokio::time::sleep_until(first)),
+            request: Some(request),
+        }))
+    }
+
+    /// The body of a response the connection will be cut under: for a reset, the first half
+    /// of it is sent first; for a close after headers, nothing.
+    pub fn cut(cut: Cut, bytes: Bytes, request: InFlight) -> MockBody {
+        let declared = bytes.len() as u64;
+        let first = match cut {
+            Cut::ResetMidResponse if bytes.len() >= 2 => Some(bytes.slice(..bytes.len() / 2)),
+            _ => None,
+        };
+        MockBody::Cut(Box::new(Cutting {
+            cut,
+            first,
+            declared,
+            signalled: false,
+            request,
+        }))
+    }
+}
+
+/// When `bytes` bytes are due at `rate` bytes per second after `start`.
+fn due(start: Instant, bytes: usize, rate: f64) -> Instant {
+    start + Duration::from_secs_f64(bytes as f64 / rate)
+}
+
+/// State of a slow body.
+pub(crate) struct Trickle {
+    rest: Bytes,
+    chunk: usize,
+    rate: f64,
+    sent: usize,
+    start: Instant,
+    sleep: Pin<Box<Sleep>>,
+    /// Marked done with the last chunk.
+    request: Option<InFlight>,
+}
+
+impl Trickle {
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        ready!(self.sleep.as_mut().poll(cx));
+        let data = self.rest.split_to(self.chunk.min(self.rest.len()));
+        self.sent += data.len();
+        if self.rest.is_empty() {
+            if let Some(request) = self.request.take() {
+                request.done();
+            }
+        } else {
+            let next = due(
+                self.start,
+                self.sent + self.chunk.min(self.rest.len()),
+                self.rate,
+            );
+            self.sleep.as_mut().reset(next);
+        }
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+}
+
+/// State of a body the connection is cut under.
+pub(crate) struct Cutting {
+    cut: Cut,
+    /// Sent before the cut (half the body, for a reset).
+    first: Option<Bytes>,
+    /// The full length, announced in the head.
+    declared: u64,
+    signalled: bool,
+    /// Never marked done: the response is never complete.
+    request: InFlight,
+}
+
+impl Cutting {
+    fn poll_part(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(part) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(part))));
+        }
+        if !self.signalled {
+            self.signalled = true;
+            self.request.ctl().cut(self.cut);
+        }
+        // Never ready: the connection goes away under it.
+        Poll::Pending
+    }
+}
+
+impl Body for MockBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            MockBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            MockBody::Slow(trickle) => trickle.poll_chunk(cx),
+            MockBody::Cut(cutting) => cutting.poll_part(),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            MockBody::Full(bytes) => bytes.is_none(),
+            MockBody::Slow(trickle) => trickle.rest.is_empty(),
+            MockBody::Cut(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            MockBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            MockBody::Slow(trickle) => SizeHint::with_exact(trickle.rest.len() as u64),
+            MockBody::Cut(cutting) => SizeHint::with_exact(cutting.declared),
+        }
+    }
+}

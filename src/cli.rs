@@ -394,6 +394,7 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
             }],
             max_requests: requests,
             graceful_stop: LoadPlan::DEFAULT_GRACEFUL_STOP,
+            think_time: Duration::ZERO,
         },
         profiles: vec![p],
         measure: scenario::Measure {

@@ -108,6 +108,10 @@ pub struct ProfileResult {
     pub errors: Vec<ErrorClass>,
     /// Local socket evidence: peaks over the run (absent when sampling was off or impossible).
     pub sockets: Option<SocketSummary>,
+    /// The server's view, when the target was the bundled mock: what it accepted, served, refused
+    /// and saw the client abandon. Compare with the client's view above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::mock::MockStats>,
     /// The per-second series.
     pub series: Vec<SecondStats>,
     /// Every histogram, HDR V2 + deflate, base64 (see `metrics::hist::decode`).
@@ -210,6 +214,7 @@ impl ProfileResult {
             status: m.status.clone(),
             errors,
             sockets,
+            server: None,
             series,
             histograms: Metric::ALL
                 .iter()

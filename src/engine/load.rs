@@ -42,6 +42,7 @@ struct Shared {
     remaining: Option<AtomicU64>,
     aborted: AtomicU64,
     start: Instant,
+    think_time: Duration,
 }
 
 impl Shared {
@@ -70,6 +71,7 @@ pub async fn run(
         remaining: plan.max_requests.map(AtomicU64::new),
         aborted: AtomicU64::new(0),
         start,
+        think_time: plan.think_time,
     });
     let level = plan.concurrency_at(Duration::ZERO);
     gauges.concurrency.store(level as u64, Ordering::Relaxed);
@@ -183,6 +185,12 @@ async fn worker(
             None => {
                 shared.aborted.fetch_add(1, Ordering::Relaxed);
                 return;
+            }
+        }
+        if !shared.think_time.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(shared.think_time) => {}
+                _ = shared.stop.cancelled() => return,
             }
         }
         // A request that fails at once (EADDRNOTAVAIL, ECONNREFUSED) never waits, so this loop

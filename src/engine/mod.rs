@@ -86,7 +86,8 @@ pub async fn run(
             target_url = format!("{} (bundled mock, one per profile)", endpoint.url());
         }
         progress.profile_started(i, count, &profile.name);
-        let result = run_profile(scenario, &endpoint, profile, interrupt).await?;
+        let mut result = run_profile(scenario, &endpoint, profile, interrupt).await?;
+        result.server = mock.as_ref().map(MockServer::stats);
         progress.profile_finished(&result);
         profiles.push(result);
         drop(mock);

@@ -202,6 +202,37 @@ pub fn render(r: &RunResult) -> String {
             sock(|s| format!("{} / {}", s.peak_open_fds, s.limits.fd_limit)),
         );
     }
+    if ps.iter().any(|p| p.server.is_some()) {
+        type Pick = fn(&crate::mock::MockStats) -> u64;
+        let rows: [(&str, Pick, bool); 9] = [
+            ("  connections accepted", |m| m.connections_accepted, true),
+            ("  requests served", |m| m.requests, true),
+            (
+                "  client closed early",
+                |m| m.client_closed_before_response,
+                false,
+            ),
+            ("  idle timeouts fired", |m| m.idle_timeouts, false),
+            ("  refusal periods", |m| m.limit_refusal_periods, false),
+            ("  reset at the limit", |m| m.limit_resets, false),
+            ("  resets injected", |m| m.resets_mid_response, false),
+            ("  429 sent", |m| m.rate_limited, false),
+            ("  outage responses", |m| m.outage_responses, false),
+        ];
+        t.heading("server (bundled mock)");
+        for (label, pick, always) in rows {
+            if always
+                || ps
+                    .iter()
+                    .any(|p| p.server.as_ref().is_some_and(|m| pick(m) > 0))
+            {
+                t.row(
+                    label,
+                    col(&|p| p.server.as_ref().map_or("-".into(), |m| thousands(pick(m)))),
+                );
+            }
+        }
+    }
     let mut codes: Vec<u16> = ps.iter().flat_map(|p| p.status.keys().copied()).collect();
     codes.sort_unstable();
     codes.dedup();

@@ -51,6 +51,7 @@ struct RawLoad {
     stages: Vec<Spanned<RawStage>>,
     max_requests: Option<Spanned<u64>>,
     graceful_stop: Option<HumanDuration>,
+    think_time: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -450,6 +451,9 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
         graceful_stop: raw
             .graceful_stop
             .map_or(LoadPlan::DEFAULT_GRACEFUL_STOP, |d| d.get()),
+        think_time: raw
+            .think_time
+            .map_or(std::time::Duration::ZERO, |d| d.get()),
     })
 }
 

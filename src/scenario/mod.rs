@@ -314,6 +314,9 @@ pub struct LoadPlan {
     pub max_requests: Option<u64>,
     /// How long requests in flight at the end may take to finish before they are abandoned.
     pub graceful_stop: Duration,
+    /// Pause of each worker between two requests (k6's `sleep`), as a real client that does
+    /// other work between calls; zero by default. Long pauses let keep-alive connections sit idle.
+    pub think_time: Duration,
 }
 
 impl LoadPlan {
@@ -440,6 +443,7 @@ mod tests {
                 .collect(),
             max_requests: None,
             graceful_stop: LoadPlan::DEFAULT_GRACEFUL_STOP,
+            think_time: Duration::ZERO,
         }
     }
 

@@ -1,0 +1,222 @@
+//! Incidents reproduced for real against the misbehaving mock, with the evidence that says whose
+//! fault each one is: stale keep-alive, refusal by the server, TLS, rate limits and outages.
+
+use connscope::engine::{self, Quiet};
+use connscope::metrics::ErrorKind;
+use connscope::result::{ProfileResult, RunResult};
+use connscope::scenario;
+use tokio_util::sync::CancellationToken;
+
+/// The runs measure time on a 2-core machine: one at a time.
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn run(text: &str) -> RunResult {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    engine::run(&s, &CancellationToken::new(), &Quiet)
+        .await
+        .expect("the run starts")
+}
+
+fn profile<'a>(r: &'a RunResult, name: &str) -> &'a ProfileResult {
+    r.profiles.iter().find(|p| p.name == name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keepalive_expiry_longer_than_the_servers_idle_timeout_gives_stale_connections() {
+    // The server forgets idle connections after 1 s without a word (as a middlebox does);
+    // each worker pauses 2 s between requests.
+    let r = run(r#"
+target = "mock"
+[mock]
+idle_timeout = "1s"
+idle_close = "reset"
+[load]
+stages = [{ duration = "4500ms", concurrency = 4 }]
+think_time = "2s"
+graceful_stop = "1s"
+[[profiles]]
+name = "expiry-30s"
+keepalive_expiry = "30s"
+[[profiles]]
+name = "expiry-0.5s"
+keepalive_expiry = "0.5s"
+"#)
+    .await;
+    let long = profile(&r, "expiry-30s");
+    let stale = long.error_count(ErrorKind::StaleConnection);
+    eprintln!(
+        "expiry 30s: {} requests, {stale} StaleConnection, idle before stale p50 {} µs; errors {:?}",
+        long.requests, long.connections.idle_before_stale.p50_us, long.errors
+    );
+    assert!(stale >= 4, "{stale} stale: {:?}", long.errors);
+    assert_eq!(long.failed, stale, "only stale failures: {:?}", long.errors);
+    let idle = &long.connections.idle_before_stale;
+    assert_eq!(idle.count, stale);
+    assert!(
+        idle.p50_us >= 1_500_000,
+        "idle before stale p50 {} µs",
+        idle.p50_us
+    );
+    let example = &long.errors[0].example;
+    assert!(example.contains("reused connection idle for"), "{example}");
+
+    let short = profile(&r, "expiry-0.5s");
+    eprintln!(
+        "expiry 0.5s: {} requests, {} failed, {} connections, {} expired in the pool",
+        short.requests, short.failed, short.connections.opened, short.connections.expired
+    );
+    assert_eq!(short.failed, 0, "{:?}", short.errors);
+    assert_eq!(short.connections.opened, short.requests);
+    assert!(short.requests >= 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polite_idle_close_is_seen_by_the_pool_and_costs_no_request() {
+    let r = run(r#"
+target = "mock"
+[mock]
+idle_timeout = "1s"
+idle_close = "fin"
+[load]
+stages = [{ duration = "4500ms", concurrency = 2 }]
+think_time = "2s"
+graceful_stop = "1s"
+[[profiles]]
+keepalive_expiry = "30s"
+"#)
+    .await;
+    let p = &r.profiles[0];
+    let server = p.server.as_ref().expect("the mock's own view");
+    assert_eq!(p.failed, 0, "{:?}", p.errors);
+    assert!(
+        p.connections.closed_idle_discarded >= 2,
+        "{:?}",
+        p.connections
+    );
+    assert!(server.idle_timeouts >= 2, "{server:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_connection_limit_refuses_while_local_port_use_stays_low() {
+    let r = run(r#"
+target = "mock"
+[mock]
+max_connections = 8
+over_limit = "refuse"
+latency = "20ms"
+[load]
+stages = [{ duration = "2s", concurrency = 32 }]
+graceful_stop = "1s"
+[[profiles]]
+preset = "recommended"
+"#)
+    .await;
+    let p = &r.profiles[0];
+    let refused = p.error_count(ErrorKind::ConnectRefused);
+    let reset = p.error_count(ErrorKind::ConnectionReset) + p.error_count(ErrorKind::ConnectError);
+    let sockets = p.sockets.as_ref().expect("socket evidence");
+    let server = p.server.as_ref().unwrap();
+    eprintln!(
+        "limit 8, 32 workers: {} ok, {refused} refused, {reset} reset, peak ports in use {} ({}%), \
+         server refusal periods {}",
+        p.ok, sockets.peak_ports_in_use, sockets.peak_port_use_pct, server.limit_refusal_periods
+    );
+    assert!(refused > 0, "{:?}", p.errors);
+    assert!(
+        p.ok > 100,
+        "the 8 accepted connections keep serving: {}",
+        p.ok
+    );
+    assert!(
+        sockets.peak_ports_in_use <= 64,
+        "local port use {} is not low",
+        sockets.peak_ports_in_use
+    );
+    assert!(server.limit_refusal_periods > 0, "{server:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshakes_show_in_the_connect_phase_and_an_untrusted_ca_fails_as_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let r = run(&format!(
+        r#"
+target = "mock"
+[mock]
+tls = true
+ca_file = "{ca}"
+[load]
+stages = [{{ duration = "10s", concurrency = 2 }}]
+max_requests = 50
+[[profiles]]
+name = "fresh"
+preset = "new-client-per-request"
+tls = {{ ca_file = "{ca}" }}
+[[profiles]]
+name = "untrusting"
+"#,
+        ca = ca.display()
+    ))
+    .await;
+    let fresh = profile(&r, "fresh");
+    assert_eq!(fresh.ok, 50, "{:?}", fresh.errors);
+    assert_eq!(fresh.phase("tls").count, 50, "one handshake per request");
+    assert!(fresh.phase("tls").p50_us > 0);
+    let untrusting = profile(&r, "untrusting");
+    assert_eq!(
+        untrusting.error_count(ErrorKind::Tls),
+        50,
+        "{:?}",
+        untrusting.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_outage_windows_are_counted_per_code_and_per_second() {
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "2ms"
+rate_limit = { rps = 200, burst = 20, retry_after = "1s" }
+outage = { start = "1200ms", duration = "600ms", status = [{ code = 503 }] }
+[load]
+stages = [{ duration = "3s", concurrency = 4 }]
+"#)
+    .await;
+    let p = &r.profiles[0];
+    let server = p.server.as_ref().unwrap();
+    let code = |c: u16| p.status.get(&c).copied().unwrap_or(0);
+    eprintln!(
+        "status: {:?}; per second 5xx: {:?}",
+        p.status,
+        p.series
+            .iter()
+            .map(|s| s.errors.get(&ErrorKind::Status5xx).copied().unwrap_or(0))
+            .collect::<Vec<_>>()
+    );
+    assert!(code(429) > 0 && code(503) > 0, "{:?}", p.status);
+    assert_eq!(
+        code(429),
+        server.rate_limited,
+        "client and server agree on 429s"
+    );
+    assert_eq!(code(503), server.outage_responses);
+    assert_eq!(p.error_count(ErrorKind::Status4xx), code(429));
+    let fivexx = |s: usize| {
+        p.series[s]
+            .errors
+            .get(&ErrorKind::Status5xx)
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(fivexx(0), 0);
+    assert!(fivexx(1) > 0);
+    assert_eq!(fivexx(2), 0);
+    let per_second_429: u64 = p
+        .series
+        .iter()
+        .map(|s| s.errors.get(&ErrorKind::Status4xx).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(per_second_429, code(429));
+}

@@ -447,21 +447,21 @@ fn execute(
     json: bool,
     threads: Option<usize>,
 ) -> Result<u8> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = threads {
-        if n == 0 {
-            bail!("--threads: expected at least 1, found 0");
-        }
-        builder.worker_threads(n);
+    if threads == Some(0) {
+        bail!("--threads: expected at least 1, found 0");
     }
-    let runtime = builder
+    // The load itself runs on the engine's shards (one thread per core); this runtime only
+    // carries the controller, the collector, the socket sampler and signal handling.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let result: RunResult = runtime.block_on(async {
         let interrupt = CancellationToken::new();
         tokio::spawn(watch_signals(interrupt.clone()));
-        engine::run(s, &interrupt, &StderrProgress).await
+        let options = engine::RunOptions { threads };
+        engine::run_with(s, &options, &interrupt, &StderrProgress).await
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
     if json {

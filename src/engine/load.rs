@@ -1,6 +1,6 @@
 //! The closed load model: one loop, parameterized by the load plan and the stop conditions.
 //!
-//! `max_concurrency` worker tasks are spawned; worker `i` sends requests back to back while `i` is
+//! `max_concurrency` worker tasks are spawned, round-robin over the [`Shards`]; worker `i` sends requests back to back while `i` is
 //! below the plan's current concurrency (a ramp raises or lowers it every [`TICK`]). The run ends
 //! at the plan's total duration, after `max_requests`, or on interrupt. Requests in flight at the
 //! end get `graceful_stop` to finish; then (or at once on interrupt) they are abandoned and counted
@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::Client;
+use super::shards::Shards;
 use crate::metrics::{Gauges, RecorderFactory};
 use crate::scenario::LoadPlan;
 
@@ -61,6 +62,7 @@ pub async fn run(
     gauges: Arc<Gauges>,
     start: Instant,
     interrupt: &CancellationToken,
+    shards: &Shards,
 ) -> RunEnd {
     let shared = Arc::new(Shared {
         client,
@@ -81,7 +83,7 @@ pub async fn run(
         let shared = shared.clone();
         let rx = level_rx.clone();
         let recorder = recorders.recorder();
-        workers.spawn(worker(index, shared, rx, recorder));
+        workers.spawn_on(worker(index, shared, rx, recorder), shards.handle(index));
     }
     drop(recorders);
 

@@ -13,6 +13,7 @@ pub mod connect;
 pub mod load;
 pub mod pool;
 pub mod reqwest_client;
+pub mod shards;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,6 +37,9 @@ pub enum EngineError {
     /// The bundled mock could not start.
     #[error("cannot start the bundled mock: {0}")]
     Mock(#[source] std::io::Error),
+    /// The load generator's threads could not start.
+    #[error("cannot start the load generator's threads: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 /// Receives progress notes while a run goes on (the CLI prints them; tests ignore them).
@@ -59,6 +63,26 @@ pub async fn run(
     interrupt: &CancellationToken,
     progress: &dyn Progress,
 ) -> Result<RunResult, EngineError> {
+    run_with(scenario, &RunOptions::default(), interrupt, progress).await
+}
+
+/// How the engine runs (not what it measures).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Load-generator threads (shards); default: the number of cores.
+    pub threads: Option<usize>,
+}
+
+/// [`run`] with options.
+pub async fn run_with(
+    scenario: &Scenario,
+    options: &RunOptions,
+    interrupt: &CancellationToken,
+    progress: &dyn Progress,
+) -> Result<RunResult, EngineError> {
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut profiles = Vec::new();
     let mut target_url = match &scenario.target {
@@ -86,7 +110,7 @@ pub async fn run(
             target_url = format!("{} (bundled mock, one per profile)", endpoint.url());
         }
         progress.profile_started(i, count, &profile.name);
-        let mut result = run_profile(scenario, &endpoint, profile, interrupt).await?;
+        let mut result = run_profile(scenario, &endpoint, profile, interrupt, threads).await?;
         result.server = mock.as_ref().map(MockServer::stats);
         progress.profile_finished(&result);
         profiles.push(result);
@@ -108,7 +132,9 @@ async fn run_profile(
     endpoint: &Endpoint,
     profile: &crate::scenario::Profile,
     interrupt: &CancellationToken,
+    threads: usize,
 ) -> Result<ProfileResult, EngineError> {
+    let shards = shards::Shards::start(threads).map_err(EngineError::Threads)?;
     let client = Arc::new(Client::new(endpoint, profile, &scenario.request)?);
     let gauges = Arc::new(Gauges::default());
     let (recorders, rx) = metrics::channel();
@@ -127,6 +153,7 @@ async fn run_profile(
         gauges,
         start,
         interrupt,
+        &shards,
     )
     .await;
     let socket_evidence = match sampler {

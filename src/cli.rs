@@ -376,7 +376,7 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
         (None, Some(_)) => None,
         (None, None) => Some(200),
     };
-    Ok(Scenario {
+    let scenario = Scenario {
         name: "quick".into(),
         source: "quick".into(),
         target,
@@ -400,24 +400,22 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
         measure: scenario::Measure {
             sockets: !a.no_sockets,
         },
-    }
-    .with_url_path(&a.url))
+    };
+    Ok(with_url_path(scenario, &a.url))
 }
 
-impl Scenario {
-    /// For `quick URL`: the URL's path (and query) becomes the request path.
-    fn with_url_path(mut self, url: &str) -> Scenario {
-        if let Target::Url(e) = &mut self.target {
-            let pq = url
-                .parse::<http::Uri>()
-                .ok()
-                .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
-                .unwrap_or_else(|| "/".into());
-            e.base_path.clear();
-            self.request.path = if pq.is_empty() { "/".into() } else { pq };
-        }
-        self
+/// For `quick URL`: the URL's path (and query) becomes the request path.
+fn with_url_path(mut s: Scenario, url: &str) -> Scenario {
+    if let Target::Url(e) = &mut s.target {
+        let pq = url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+            .unwrap_or_else(|| "/".into());
+        e.base_path.clear();
+        s.request.path = if pq.is_empty() { "/".into() } else { pq };
     }
+    s
 }
 
 /// Prints one line per profile to stderr.

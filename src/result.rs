@@ -27,7 +27,8 @@ pub struct RunResult {
     pub started_at: String,
     /// True when the run was stopped by Ctrl-C or SIGTERM; the data up to then is kept.
     pub interrupted: bool,
-    /// The URL the load went to (the mock's address for `target = "mock"`).
+    /// The URL the load went to (for `target = "mock"`, the last profile's mock; each profile
+    /// gets a fresh mock on a fresh port).
     pub target_url: String,
     /// The scenario, secrets redacted.
     pub scenario: ScenarioEcho,

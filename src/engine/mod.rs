@@ -107,7 +107,7 @@ pub async fn run_with(
             }
         };
         if mock.is_some() {
-            target_url = format!("{} (bundled mock, one per profile)", endpoint.url());
+            target_url = endpoint.url();
         }
         progress.profile_started(i, count, &profile.name);
         let mut result = run_profile(scenario, &endpoint, profile, interrupt, threads).await?;

@@ -67,9 +67,14 @@ impl Table {
 /// Renders the summary of a run as text.
 pub fn render(r: &RunResult) -> String {
     let mut head = String::new();
+    let mock = if r.scenario.target == "mock" {
+        " (bundled mock, a fresh one per profile)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         head,
-        "connscope: {} against {}",
+        "connscope: {} against {}{mock}",
         r.scenario.name, r.target_url
     );
     if r.interrupted {

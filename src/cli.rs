@@ -274,14 +274,10 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
     if a.concurrency == 0 {
         bail!("-c: expected at least 1, found 0");
     }
-    if let Some(q) = a.rate
-        && !(q.is_finite() && q > 0.0)
-    {
-        bail!("-q: expected requests per second > 0, found {q}");
+    if let Some(q) = a.rate {
+        LoadPlan::check_rate(q).map_err(|m| anyhow!("-q: {m}"))?;
     }
-    if a.max_in_flight == 0 {
-        bail!("--max-in-flight: expected at least 1, found 0");
-    }
+    LoadPlan::check_max_in_flight(a.max_in_flight).map_err(|m| anyhow!("--max-in-flight: {m}"))?;
     let method = Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| anyhow!("-m: expected an HTTP method, found {:?}", a.method))?;
     let mut headers = Vec::new();

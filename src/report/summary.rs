@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::metrics::{ErrorKind, Summary};
-use crate::result::{ProfileResult, RetryStats, RunResult};
+use crate::result::{OpenStats, ProfileResult, RetryStats, RunResult};
 use crate::scenario::ClientBackend;
+use crate::sockets::SocketSummary;
 use crate::units::format_duration;
 
 fn us(v: u64) -> String {
@@ -65,6 +66,17 @@ impl Table {
     }
 }
 
+/// One cell per profile from an optional part of its result ("-" where the profile has none).
+fn section_cells<T>(
+    ps: &[ProfileResult],
+    section: fn(&ProfileResult) -> Option<&T>,
+    f: &dyn Fn(&T) -> String,
+) -> Vec<String> {
+    ps.iter()
+        .map(|p| section(p).map_or("-".to_string(), f))
+        .collect()
+}
+
 /// The percentile rows of one latency summary per profile ("-" where there is none).
 fn latency_rows(t: &mut Table, ps: &[ProfileResult], of: fn(&ProfileResult) -> Option<&Summary>) {
     for (label, pick) in [
@@ -74,14 +86,11 @@ fn latency_rows(t: &mut Table, ps: &[ProfileResult], of: fn(&ProfileResult) -> O
         ("  p99.9", |s| s.p999_us),
         ("  max", |s| s.max_us),
     ] {
-        let cells = ps
-            .iter()
-            .map(|p| match of(p) {
-                Some(s) if s.count > 0 => us(pick(s)),
-                _ => "-".into(),
-            })
-            .collect();
-        t.row(label, cells);
+        let cell = |s: &Summary| match s.count {
+            0 => "-".to_string(),
+            _ => us(pick(s)),
+        };
+        t.row(label, section_cells(ps, of, &cell));
     }
 }
 
@@ -119,11 +128,8 @@ pub fn render(r: &RunResult) -> String {
         col(&|p| format!("{:.2}s", p.duration_us as f64 / 1e6)),
     );
     let retrying = ps.iter().any(|p| p.retries.is_some());
-    let retry_col = |f: &dyn Fn(&RetryStats) -> String| {
-        ps.iter()
-            .map(|p| p.retries.as_ref().map_or("-".to_string(), f))
-            .collect::<Vec<_>>()
-    };
+    let retry_col =
+        |f: &dyn Fn(&RetryStats) -> String| section_cells(ps, |p| p.retries.as_ref(), f);
     t.row("requests", col(&|p| thousands(p.requests)));
     if retrying {
         t.row("attempts", col(&|p| thousands(p.attempts)));
@@ -141,11 +147,7 @@ pub fn render(r: &RunResult) -> String {
     );
     t.row("req/s", col(&|p| format!("{:.1}", p.rps)));
     if ps.iter().any(|p| p.open.is_some()) {
-        let open = |f: fn(&crate::result::OpenStats) -> String| {
-            ps.iter()
-                .map(|p| p.open.as_ref().map_or("-".to_string(), f))
-                .collect::<Vec<_>>()
-        };
+        let open = |f: fn(&OpenStats) -> String| section_cells(ps, |p| p.open.as_ref(), &f);
         t.heading("open model");
         t.row("  scheduled", open(|o| thousands(o.scheduled)));
         t.row(
@@ -246,11 +248,7 @@ pub fn render(r: &RunResult) -> String {
         );
     }
     if ps.iter().any(|p| p.sockets.is_some()) {
-        let sock = |f: fn(&crate::sockets::SocketSummary) -> String| {
-            ps.iter()
-                .map(|p| p.sockets.as_ref().map_or("-".to_string(), f))
-                .collect::<Vec<_>>()
-        };
+        let sock = |f: fn(&SocketSummary) -> String| section_cells(ps, |p| p.sockets.as_ref(), &f);
         t.heading("local sockets (peak)");
         t.row(
             "  ESTABLISHED",

@@ -450,13 +450,7 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
             }
             (None, Some(r)) => {
                 let rate = *r.get_ref();
-                if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
-                    return Err(src.at(
-                        r,
-                        key("rate"),
-                        format!("expected requests per second > 0 and ≤ {MAX_RATE}, found {rate}"),
-                    ));
-                }
+                LoadPlan::check_rate(rate).map_err(|m| src.at(r, key("rate"), m))?;
                 (Level::Rate(rate), r.span())
             }
         };
@@ -510,17 +504,12 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
                  `concurrency` the workers are the cap), found `concurrency` stages",
             ));
         }
-        Some(m) if *m.get_ref() == 0 || *m.get_ref() > MAX_IN_FLIGHT => {
-            return Err(src.at(
-                &m,
-                "load.max_in_flight",
-                format!(
-                    "expected a whole number ≥ 1 and ≤ {MAX_IN_FLIGHT}, found {}",
-                    m.get_ref()
-                ),
-            ));
+        Some(m) => {
+            let n = usize::try_from(*m.get_ref()).unwrap_or(usize::MAX);
+            LoadPlan::check_max_in_flight(n)
+                .map_err(|msg| src.at(&m, "load.max_in_flight", msg))?;
+            n
         }
-        Some(m) => *m.get_ref() as usize,
     };
     let max_requests = match raw.max_requests {
         Some(m) if *m.get_ref() == 0 => {
@@ -542,11 +531,6 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
     })
 }
 
-/// Highest `rate` a stage may ask for, in requests per second.
-const MAX_RATE: f64 = 1_000_000.0;
-/// Highest `max_in_flight`.
-const MAX_IN_FLIGHT: u64 = 1_000_000;
-
 /// Applies a profile's `retry` table on top of its preset's policy (or, when the preset does not
 /// retry, the guide's policy: a `retry` table switches retries on). `attempts = 1` switches them
 /// off. Element errors point at the element; the rest at the key.
@@ -560,20 +544,12 @@ fn convert_retry(
     let raw = raw.into_inner();
     let mut p = base.unwrap_or_else(RetryPolicy::guide);
     if let Some(a) = &raw.attempts {
-        match *a.get_ref() {
-            1 => return Ok(None),
-            n if (2..=super::MAX_ATTEMPTS).contains(&n) => p.attempts = n,
-            n => {
-                return Err(src.at(
-                    a,
-                    key("retry.attempts"),
-                    format!(
-                        "expected 1 (no retries) to {} tries in all, found {n}",
-                        super::MAX_ATTEMPTS
-                    ),
-                ));
-            }
+        if *a.get_ref() == 1 {
+            return Ok(None);
         }
+        RetryPolicy::check_attempts(*a.get_ref())
+            .map_err(|m| src.at(a, key("retry.attempts"), m))?;
+        p.attempts = *a.get_ref();
     }
     if let Some(codes) = raw.on_status {
         p.on_status = Vec::with_capacity(codes.len());

@@ -360,6 +360,34 @@ impl LoadPlan {
     pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(5);
     /// Default for [`LoadPlan::max_in_flight`]: 10 000 requests.
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+    /// Highest `rate` a stage may ask for, in requests per second.
+    pub const MAX_RATE: f64 = 1_000_000.0;
+    /// Highest `max_in_flight`.
+    pub const MAX_IN_FLIGHT: usize = 1_000_000;
+
+    /// Checks an open-model rate; the message says what was expected.
+    pub fn check_rate(rate: f64) -> Result<(), String> {
+        if rate.is_finite() && rate > 0.0 && rate <= Self::MAX_RATE {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected requests per second > 0 and ≤ {}, found {rate}",
+                Self::MAX_RATE
+            ))
+        }
+    }
+
+    /// Checks a cap on requests in flight; the message says what was expected.
+    pub fn check_max_in_flight(n: usize) -> Result<(), String> {
+        if (1..=Self::MAX_IN_FLIGHT).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected a whole number ≥ 1 and ≤ {}, found {n}",
+                Self::MAX_IN_FLIGHT
+            ))
+        }
+    }
 
     /// A closed-model plan of one stage: `concurrency` workers for `duration`.
     pub fn closed(duration: Duration, concurrency: usize) -> LoadPlan {

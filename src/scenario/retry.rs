@@ -104,6 +104,17 @@ impl RetryPolicy {
             .collect()
     }
 
+    /// Checks `attempts` of a policy (2 or more; 1 means no policy).
+    pub fn check_attempts(n: u32) -> Result<(), String> {
+        if (2..=MAX_ATTEMPTS).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected 1 (no retries) to {MAX_ATTEMPTS} tries in all, found {n}"
+            ))
+        }
+    }
+
     /// Checks a status for `on_status`: the message says what was expected.
     pub fn check_status(code: u16) -> Result<(), String> {
         if (400..=599).contains(&code) {
@@ -138,15 +149,7 @@ impl RetryPolicy {
     /// Checks the settings that cannot hold together. Returns the key (below `retry`) and a
     /// message.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !(2..=MAX_ATTEMPTS).contains(&self.attempts) {
-            return Err((
-                "retry.attempts",
-                format!(
-                    "expected 1 (no retries) to {MAX_ATTEMPTS} tries, found {}",
-                    self.attempts
-                ),
-            ));
-        }
+        Self::check_attempts(self.attempts).map_err(|m| ("retry.attempts", m))?;
         for &code in &self.on_status {
             Self::check_status(code).map_err(|m| ("retry.on_status", m))?;
         }

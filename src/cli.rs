@@ -19,8 +19,8 @@ use crate::engine::{self, Progress};
 use crate::mock::{MockConfig, MockServer};
 use crate::result::{ProfileResult, RunResult};
 use crate::scenario::{
-    self, ClientBackend, HeaderSpec, HttpVersion, LoadPlan, PRESET_NAMES, Profile, RequestSpec,
-    Scenario, Stage, Target,
+    self, ClientBackend, HeaderSpec, HttpVersion, LoadModel, LoadPlan, PRESET_NAMES, Profile,
+    RequestSpec, Scenario, Target,
 };
 use crate::units::{HumanDuration, OptDuration, format_duration};
 
@@ -83,9 +83,16 @@ struct RunArgs {
 struct QuickArgs {
     /// The URL to load, or `mock` for the bundled mock (zero latency, 2-byte body).
     url: String,
-    /// Concurrent workers.
+    /// Concurrent workers (closed model: each sends its next request when the previous ends).
     #[arg(short = 'c', value_name = "N", default_value_t = 50)]
     concurrency: usize,
+    /// Requests per second, sent on schedule whatever the server does (open model, as wrk2 and
+    /// vegeta; latency counts from each request's scheduled time). Replaces -c.
+    #[arg(short = 'q', value_name = "RATE", conflicts_with = "concurrency")]
+    rate: Option<f64>,
+    /// With -q: most requests in flight at once; a request due beyond it is dropped and counted.
+    #[arg(long, value_name = "N", requires = "rate", default_value_t = LoadPlan::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// Stop after this many requests. Default: 200 unless -z is given.
     #[arg(short = 'n', value_name = "N")]
     requests: Option<u64>,
@@ -179,18 +186,29 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Validate { scenario } => {
             let s = scenario::load(&scenario)?;
+            let load = match s.load.model() {
+                LoadModel::Closed => format!("max concurrency {}", s.load.max_concurrency()),
+                LoadModel::Open { max_in_flight } => format!(
+                    "open model up to {} req/s, max in flight {max_in_flight}",
+                    s.load.max_rate()
+                ),
+            };
             println!(
-                "{}: ok: {} stage(s), {} in all, max concurrency {}, profiles: {}",
+                "{}: ok: {} stage(s), {} in all, {load}, profiles: {}",
                 scenario.display(),
                 s.load.stages.len(),
                 format_duration(s.load.total()),
-                s.load.max_concurrency(),
                 s.profiles
                     .iter()
                     .map(|p| p.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            for p in &s.profiles {
+                for w in p.retry.iter().flat_map(|r| r.warnings()) {
+                    println!("warning: profile {}: {w}", p.name);
+                }
+            }
             Ok(0)
         }
         Command::Mock { listen, config } => {
@@ -301,6 +319,10 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
     if a.concurrency == 0 {
         bail!("-c: expected at least 1, found 0");
     }
+    if let Some(q) = a.rate {
+        LoadPlan::check_rate(q).map_err(|m| anyhow!("-q: {m}"))?;
+    }
+    LoadPlan::check_max_in_flight(a.max_in_flight).map_err(|m| anyhow!("--max-in-flight: {m}"))?;
     let method = Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| anyhow!("-m: expected an HTTP method, found {:?}", a.method))?;
     let mut headers = Vec::new();
@@ -386,15 +408,15 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
             headers,
             body: a.body.map(bytes::Bytes::from).unwrap_or_default(),
         },
-        load: LoadPlan {
-            stages: vec![Stage {
-                duration: duration.unwrap_or(Duration::from_secs(3600)),
-                concurrency: a.concurrency,
-                ramp: Duration::ZERO,
-            }],
-            max_requests: requests,
-            graceful_stop: LoadPlan::DEFAULT_GRACEFUL_STOP,
-            think_time: Duration::ZERO,
+        load: {
+            let duration = duration.unwrap_or(Duration::from_secs(3600));
+            let mut plan = match a.rate {
+                Some(q) => LoadPlan::open(duration, q),
+                None => LoadPlan::closed(duration, a.concurrency),
+            };
+            plan.max_requests = requests;
+            plan.max_in_flight = a.max_in_flight;
+            plan
         },
         profiles: vec![p],
         measure: scenario::Measure {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{ErrorKind, Metric, ProfileMetrics, SecondStats, Summary, hist};
-use crate::scenario::{Profile, ScenarioEcho};
+use crate::scenario::{LoadModel, Profile, ScenarioEcho};
 use crate::sockets::{SocketLimits, SocketSample, SocketSummary};
 
 /// Version of the report schema; bumped on any incompatible change.
@@ -47,6 +47,74 @@ pub struct ErrorClass {
     pub example: String,
 }
 
+/// A count per failure class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    /// The class.
+    pub kind: ErrorKind,
+    /// How many.
+    pub count: u64,
+}
+
+/// A distribution of whole numbers (attempts per request).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CountSummary {
+    /// Arithmetic mean (2 decimals).
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+/// What a profile's retry policy did: the caller's view next to the attempts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetryStats {
+    /// Attempts made, first tries and retries (the server's view of the load).
+    pub attempts: u64,
+    /// Attempts per request (1.0 = no retry was made).
+    pub amplification: f64,
+    /// Latency of a request from its due time to the end of its last attempt: every attempt and
+    /// every backoff wait (what the caller waits). The per-attempt latency is the profile's
+    /// `latency`.
+    pub latency: Summary,
+    /// Attempts per request.
+    pub attempts_per_request: CountSummary,
+    /// Time spent waiting between attempts, all requests together, in microseconds.
+    pub backoff_us: u64,
+    /// Requests that succeeded only after at least one retry.
+    pub succeeded_after_retry: u64,
+    /// Requests that failed retryably on the last attempt the policy allows.
+    pub exhausted: u64,
+    /// Retries the budget refused (each ends its request with the failure it retried).
+    pub budget_denied: u64,
+    /// Responses that carried a `Retry-After` header.
+    pub retry_after_responses: u64,
+    /// Waits where `Retry-After` asked for more than `max`, and `max` was waited.
+    pub retry_after_capped: u64,
+    /// Failed requests by the class of their last attempt, most frequent first (the profile's
+    /// `errors` count every failed attempt).
+    pub final_errors: Vec<ErrorCount>,
+}
+
+/// What the open model did for a profile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenStats {
+    /// The cap on requests in flight.
+    pub max_in_flight: usize,
+    /// Requests scheduled (rate × duration, or fewer if the run stopped early).
+    pub scheduled: u64,
+    /// Of which sent.
+    pub sent: u64,
+    /// Of which not sent because `max_in_flight` requests were in flight.
+    pub dropped: u64,
+    /// From each attempt's due time to the moment the client was called: the load generator's
+    /// own delay (a late timer or a busy CPU); counted in the latency.
+    pub schedule_lag: Summary,
+}
+
 /// Connection figures of a profile.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionStats {
@@ -58,9 +126,9 @@ pub struct ConnectionStats {
     /// used. Counted in `opened`; always 0 for the native backend.
     #[serde(default)]
     pub opened_unattributed: u64,
-    /// Requests that reused a pooled connection.
+    /// Attempts that reused a pooled connection.
     pub reused_requests: u64,
-    /// Requests per connection opened.
+    /// Attempts per connection opened.
     pub requests_per_connection: f64,
     /// Idle connections found closed by the server at checkout and discarded.
     pub closed_idle_discarded: u64,
@@ -85,28 +153,41 @@ pub struct ProfileResult {
     pub interrupted: bool,
     /// Wall time of the run, in microseconds.
     pub duration_us: u64,
-    /// Requests completed (successful or failed).
+    /// Requests completed (successful or failed), each counted once however many attempts it took.
     pub requests: u64,
-    /// Requests that succeeded (1xx–3xx).
+    /// Requests whose last attempt succeeded (1xx–3xx).
     pub ok: u64,
-    /// Requests that failed (any class, including 4xx/5xx).
+    /// Requests whose last attempt failed (any class, including 4xx/5xx).
     pub failed: u64,
     /// Requests in flight at the end that were abandoned (not counted in `requests`).
     pub aborted: u64,
+    /// Attempts made (equal to `requests` without retries).
+    #[serde(default)]
+    pub attempts: u64,
     /// Completed requests per second of wall time.
     pub rps: f64,
     /// Response body bytes.
     pub bytes: u64,
-    /// Total latency (what the caller sees).
+    /// Latency of each attempt, from its due time (with retries, see `retries.latency` for the
+    /// caller's view).
     pub latency: Summary,
-    /// Latency by phase: pool_wait, dns, connect, tls, ttfb, body.
+    /// Latency by phase, each attempt: pool_wait, dns, connect, tls, ttfb, body.
     pub phases: BTreeMap<String, Summary>,
     /// Connection figures.
     pub connections: ConnectionStats,
-    /// Responses by status code.
+    /// Responses by status code, every attempt.
     pub status: BTreeMap<u16, u64>,
-    /// Failures by class, most frequent first.
+    /// Failed attempts by class, most frequent first.
     pub errors: Vec<ErrorClass>,
+    /// What the retry policy did; absent when the profile does not retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryStats>,
+    /// What the open model did; absent for the closed model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenStats>,
+    /// Questionable settings of the profile (e.g. retried client errors).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Local socket evidence: peaks over the run (absent when sampling was off or impossible).
     pub sockets: Option<SocketSummary>,
     /// The server's view, when the target was the bundled mock: what it accepted, served, refused
@@ -144,8 +225,10 @@ pub struct PoolCounters {
 
 impl ProfileResult {
     /// Turns what the collector aggregated into the serializable result.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         profile: &Profile,
+        model: LoadModel,
         mut m: ProfileMetrics,
         elapsed: Duration,
         interrupted: bool,
@@ -177,6 +260,22 @@ impl ProfileResult {
             .map_or(0, |n| n.saturating_sub(m.connections_opened));
         let opened = m.connections_opened + unattributed;
         let secs = elapsed.as_secs_f64();
+        let retries = profile.retry.as_ref().map(|_| retry_stats(&m));
+        let open = match model {
+            LoadModel::Closed => None,
+            LoadModel::Open { max_in_flight } => Some(OpenStats {
+                max_in_flight,
+                scheduled: m.scheduled,
+                sent: m.scheduled - m.dropped,
+                dropped: m.dropped,
+                schedule_lag: m.summary(Metric::Lag),
+            }),
+        };
+        let mut histograms: BTreeMap<String, String> = Metric::ALL
+            .iter()
+            .map(|&k| (k.name().to_string(), hist::encode(m.histogram(k))))
+            .collect();
+        histograms.insert("attempts".into(), hist::encode(&m.attempts_per_request));
         ProfileResult {
             name: profile.name.clone(),
             settings: profile.clone(),
@@ -186,6 +285,7 @@ impl ProfileResult {
             ok: m.ok,
             failed: m.failed(),
             aborted,
+            attempts: m.attempts,
             rps: if secs > 0.0 {
                 (m.requests as f64 / secs * 10.0).round() / 10.0
             } else {
@@ -202,7 +302,7 @@ impl ProfileResult {
                 opened_unattributed: unattributed,
                 reused_requests: m.reused,
                 requests_per_connection: if opened > 0 {
-                    ((m.requests as f64 / opened as f64) * 100.0).round() / 100.0
+                    ((m.attempts as f64 / opened as f64) * 100.0).round() / 100.0
                 } else {
                     0.0
                 },
@@ -214,13 +314,16 @@ impl ProfileResult {
             },
             status: m.status.clone(),
             errors,
+            retries,
+            open,
+            warnings: profile
+                .retry
+                .as_ref()
+                .map_or_else(Vec::new, |r| r.warnings()),
             sockets,
             server: None,
             series,
-            histograms: Metric::ALL
-                .iter()
-                .map(|&k| (k.name().to_string(), hist::encode(m.histogram(k))))
-                .collect(),
+            histograms,
         }
     }
 
@@ -232,8 +335,60 @@ impl ProfileResult {
             .map_or(0, |e| e.count)
     }
 
+    /// Requests whose last attempt failed with this class (0 if none). Without retries the same
+    /// as [`ProfileResult::error_count`].
+    pub fn final_error_count(&self, kind: ErrorKind) -> u64 {
+        match &self.retries {
+            None => self.error_count(kind),
+            Some(r) => r
+                .final_errors
+                .iter()
+                .find(|e| e.kind == kind)
+                .map_or(0, |e| e.count),
+        }
+    }
+
     /// A phase's summary (all zeros if the phase never occurred).
     pub fn phase(&self, name: &str) -> Summary {
         self.phases.get(name).cloned().unwrap_or_default()
+    }
+}
+
+fn retry_stats(m: &ProfileMetrics) -> RetryStats {
+    let a = &m.attempts_per_request;
+    let mut final_errors: Vec<ErrorCount> = ErrorKind::ALL
+        .iter()
+        .filter(|k| m.final_errors[k.index()] > 0)
+        .map(|&kind| ErrorCount {
+            kind,
+            count: m.final_errors[kind.index()],
+        })
+        .collect();
+    final_errors.sort_by_key(|e| std::cmp::Reverse(e.count));
+    RetryStats {
+        attempts: m.attempts,
+        amplification: if m.requests > 0 {
+            (m.attempts as f64 / m.requests as f64 * 100.0).round() / 100.0
+        } else {
+            0.0
+        },
+        latency: m.summary(Metric::Call),
+        attempts_per_request: if a.is_empty() {
+            CountSummary::default()
+        } else {
+            CountSummary {
+                mean: (a.mean() * 100.0).round() / 100.0,
+                p50: a.value_at_quantile(0.5),
+                p99: a.value_at_quantile(0.99),
+                max: a.max(),
+            }
+        },
+        backoff_us: m.backoff.as_micros() as u64,
+        succeeded_after_retry: m.succeeded_after_retry,
+        exhausted: m.exhausted,
+        budget_denied: m.budget_denied,
+        retry_after_responses: m.retry_after_responses,
+        retry_after_capped: m.retry_after_capped,
+        final_errors,
     }
 }

@@ -1,14 +1,14 @@
 //! The client under test, built once from a profile: [`Client`] dispatches to the profile's
 //! backend, the native [`NativeClient`] (a [`Pool`] and the request template) or the
-//! [`ReqwestClient`]. [`Client::execute`] runs one request and always returns an [`Outcome`]:
-//! failures are data. Both backends fill the same `Outcome`; the load loop does not know which
-//! one runs.
+//! [`ReqwestClient`]. [`Client::execute`] runs one attempt of a request and always returns an
+//! [`Outcome`]: failures are data. Both backends fill the same `Outcome`; the load loop does not
+//! know which one runs, and retries (`engine::retry`) wrap `execute`, never a backend.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue, USER_AGENT};
+use http::header::{HOST, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
@@ -115,11 +115,16 @@ impl Client {
         })
     }
 
-    /// Runs one request that became due at `due`; `run_start` anchors the outcome's timestamp.
+    /// Runs one attempt that became due at `due` (its scheduled time in the open model);
+    /// `run_start` anchors the outcome's timestamp. The total latency counts from `due`; the pool
+    /// wait and the pool timeout from now, when the client is actually called (the difference is
+    /// the outcome's `lag`).
     pub async fn execute(&self, due: Instant, run_start: Instant) -> Outcome {
+        let started = Instant::now();
         let mut out = Outcome {
             at: Duration::ZERO,
             total: Duration::ZERO,
+            lag: started.saturating_duration_since(due),
             pool_wait: Duration::ZERO,
             conn: ConnUse::None,
             ttfb: None,
@@ -127,10 +132,12 @@ impl Client {
             bytes: 0,
             status: None,
             failure: None,
+            retry_after: None,
+            call: None,
         };
         let result = match self {
-            Client::Native(c) => c.exchange(due, &mut out).await,
-            Client::Reqwest(c) => c.exchange(due, &mut out).await,
+            Client::Native(c) => c.exchange(started, &mut out).await,
+            Client::Reqwest(c) => c.exchange(started, &mut out).await,
         };
         if let Err(f) = result {
             out.failure = Some(Box::new(f));
@@ -155,6 +162,12 @@ impl Client {
             Client::Reqwest(c) => c.counters(),
         }
     }
+}
+
+/// The response's `Retry-After`, when it has one that reads as a delay.
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?;
+    super::retry::parse_retry_after(value.as_bytes(), SystemTime::now())
 }
 
 /// The failure a response status makes: 4xx and 5xx are failures, the rest success.
@@ -235,8 +248,9 @@ impl NativeClient {
         })
     }
 
-    async fn exchange(&self, due: Instant, out: &mut Outcome) -> Result<(), Failure> {
-        let mut lease = match self.pool.checkout(due).await {
+    /// One attempt; `started` is when the client was called (pool wait and timeout count from it).
+    async fn exchange(&self, started: Instant, out: &mut Outcome) -> Result<(), Failure> {
+        let mut lease = match self.pool.checkout(started).await {
             Ok(l) => l,
             Err(e) => {
                 out.pool_wait = e.pool_wait;
@@ -266,6 +280,7 @@ impl NativeClient {
         out.ttfb = Some(head.duration_since(sent));
         let status = resp.status().as_u16();
         out.status = Some(status);
+        out.retry_after = retry_after(resp.headers());
         let mut body = resp.into_body();
         loop {
             let frame = with_timeout(self.read_timeout, body.frame(), || {

@@ -1,23 +1,41 @@
-//! The closed load model: one loop, parameterized by the load plan and the stop conditions.
+//! The load loop: one controller for both load models, parameterized by the load plan (whose
+//! [`LoadModel`] is a value) and the stop conditions.
 //!
-//! `max_concurrency` worker tasks are spawned, round-robin over the [`Shards`]; worker `i` sends requests back to back while `i` is
-//! below the plan's current concurrency (a ramp raises or lowers it every [`TICK`]). The run ends
-//! at the plan's total duration, after `max_requests`, or on interrupt. Requests in flight at the
-//! end get `graceful_stop` to finish; then (or at once on interrupt) they are abandoned and counted
-//! as aborted, not as errors.
+//! The controller spawns the model's drivers, then waits for the plan's total duration, the end
+//! of `max_requests`, or an interrupt; then no new request starts, requests in flight get
+//! `graceful_stop` to finish, and after that (or at once on interrupt) they are abandoned and
+//! counted as aborted, not as errors. Both models share that, the `max_requests` claim, the
+//! in-flight gauge and the request path ([`Shared::call`]: the retry policy around the client).
+//!
+//! - **Closed** (`concurrency` stages): `max_concurrency` worker tasks, round-robin over the
+//!   [`Shards`]; worker `i` sends requests
+//!   back to back while `i` is below the plan's current concurrency (a ramp raises or lowers it
+//!   every [`TICK`]). Latency counts from when the worker starts the request.
+//! - **Open** (`rate` stages): one pacer per [`Shards`] thread; shard `k` sends the
+//!   schedule's requests `k, k + shards, …` ([`pacer::Ticks`]) at their scheduled times and drives
+//!   its requests in flight concurrently (a `FuturesUnordered` in the shard's task: no task spawn,
+//!   lock or channel send per request). Latency counts from the scheduled time, so a stalled server
+//!   or a full pool shows in the percentiles (no coordinated omission). A request due while
+//!   `max_in_flight` requests are in flight is dropped and counted, per second and in total.
+//!
+//! A request's attempts are recorded when the request ends; an abandoned request's are not.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::Client;
+use super::pacer::{Schedule, Ticks};
+use super::retry::{Call, Retrier};
 use super::shards::Shards;
-use crate::metrics::{Gauges, RecorderFactory};
-use crate::scenario::LoadPlan;
+use crate::metrics::{Gauges, Recorder, RecorderFactory};
+use crate::scenario::{LoadModel, LoadPlan};
 
 /// How often the controller re-reads the plan's concurrency.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -35,6 +53,7 @@ pub struct RunEnd {
 
 struct Shared {
     client: Arc<Client>,
+    retrier: Retrier,
     gauges: Arc<Gauges>,
     stop: CancellationToken,
     /// Mirrors `stop` for the per-request check (a token's `is_cancelled` takes a lock).
@@ -43,6 +62,7 @@ struct Shared {
     remaining: Option<AtomicU64>,
     aborted: AtomicU64,
     start: Instant,
+    /// Closed model: each worker's pause between two requests.
     think_time: Duration,
 }
 
@@ -52,12 +72,41 @@ impl Shared {
         self.stopping.store(true, Ordering::Relaxed);
         self.stop.cancel();
     }
+
+    /// Claims one request from the `max_requests` budget; false when it is used up.
+    fn claim(&self) -> bool {
+        match &self.remaining {
+            None => true,
+            Some(r) => r
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    /// One request as the caller sees it, due at `due`: the retry policy around the client.
+    async fn call(&self, due: Instant) -> Call {
+        self.retrier
+            .call(due, |at| self.client.execute(at, self.start))
+            .await
+    }
+}
+
+/// Hands a finished request's attempts to the recorder, in order.
+fn record(recorder: &mut Recorder, call: Call) {
+    for o in call.earlier {
+        recorder.record(o);
+    }
+    recorder.record(call.last);
 }
 
 /// Drives the plan against the client until it ends; every outcome goes to a recorder.
+// Each argument is a separate part of the run the engine assembles once per profile; a struct
+// bundling them would only be built to be taken apart here.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan: &LoadPlan,
     client: Arc<Client>,
+    retrier: Retrier,
     recorders: RecorderFactory,
     gauges: Arc<Gauges>,
     start: Instant,
@@ -66,6 +115,7 @@ pub async fn run(
 ) -> RunEnd {
     let shared = Arc::new(Shared {
         client,
+        retrier,
         gauges: gauges.clone(),
         stop: CancellationToken::new(),
         stopping: AtomicBool::new(false),
@@ -75,15 +125,39 @@ pub async fn run(
         start,
         think_time: plan.think_time,
     });
-    let level = plan.concurrency_at(Duration::ZERO);
-    gauges.concurrency.store(level as u64, Ordering::Relaxed);
-    let (level_tx, level_rx) = watch::channel(level);
+    let model = plan.model();
     let mut workers = JoinSet::new();
-    for index in 0..plan.max_concurrency() {
-        let shared = shared.clone();
-        let rx = level_rx.clone();
-        let recorder = recorders.recorder();
-        workers.spawn_on(worker(index, shared, rx, recorder), shards.handle(index));
+    // The closed model's concurrency target, re-read every tick; `None` for the open model.
+    let mut level_tx = None;
+    match model {
+        LoadModel::Closed => {
+            let level = plan.concurrency_at(Duration::ZERO);
+            gauges.concurrency.store(level as u64, Ordering::Relaxed);
+            let (tx, rx) = watch::channel(level);
+            for index in 0..plan.max_concurrency() {
+                workers.spawn_on(
+                    closed_worker(index, shared.clone(), rx.clone(), recorders.recorder()),
+                    shards.handle(index),
+                );
+            }
+            level_tx = Some(tx);
+        }
+        LoadModel::Open { max_in_flight } => {
+            let schedule = Arc::new(Schedule::new(plan));
+            let n = shards.len() as u64;
+            for first in 0..n {
+                let ticks = Ticks::new(schedule.clone(), start, first, n);
+                workers.spawn_on(
+                    open_shard(
+                        ticks,
+                        shared.clone(),
+                        max_in_flight as u64,
+                        recorders.recorder(),
+                    ),
+                    shards.handle(first as usize),
+                );
+            }
+        }
     }
     drop(recorders);
 
@@ -98,9 +172,11 @@ pub async fn run(
                 if t >= total {
                     break;
                 }
-                let level = plan.concurrency_at(t);
-                gauges.concurrency.store(level as u64, Ordering::Relaxed);
-                level_tx.send_if_modified(|l| std::mem::replace(l, level) != level);
+                if let Some(tx) = &level_tx {
+                    let level = plan.concurrency_at(t);
+                    gauges.concurrency.store(level as u64, Ordering::Relaxed);
+                    tx.send_if_modified(|l| std::mem::replace(l, level) != level);
+                }
             }
             _ = interrupt.cancelled() => {
                 interrupted = true;
@@ -108,7 +184,7 @@ pub async fn run(
             }
             done = workers.join_next() => {
                 if done.is_none() {
-                    break; // every worker stopped: max_requests reached
+                    break; // every driver stopped: max_requests reached, or the schedule ended
                 }
             }
         }
@@ -141,21 +217,13 @@ pub async fn run(
     }
 }
 
-/// Claims one request from the `max_requests` budget; false when it is used up.
-fn claim(remaining: &Option<AtomicU64>) -> bool {
-    match remaining {
-        None => true,
-        Some(r) => r
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok(),
-    }
-}
-
-async fn worker(
+/// A closed-model worker: one request at a time, back to back, while its index is below the
+/// current concurrency.
+async fn closed_worker(
     index: usize,
     shared: Arc<Shared>,
     mut level: watch::Receiver<usize>,
-    mut recorder: crate::metrics::Recorder,
+    mut recorder: Recorder,
 ) {
     // Made once: creating a cancellation future per request costs a lock.
     let abort = shared.abort.cancelled();
@@ -170,20 +238,20 @@ async fn worker(
         if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
-        if !claim(&shared.remaining) {
+        if !shared.claim() {
             shared.halt();
             return;
         }
         shared.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
         let due = Instant::now();
-        let outcome = tokio::select! {
+        let call = tokio::select! {
             biased;
             _ = &mut abort => None,
-            o = shared.client.execute(due, shared.start) => Some(o),
+            c = shared.call(due) => Some(c),
         };
         shared.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
-        match outcome {
-            Some(o) => recorder.record(o),
+        match call {
+            Some(c) => record(&mut recorder, c),
             None => {
                 shared.aborted.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -198,5 +266,59 @@ async fn worker(
         // A request that fails at once (EADDRNOTAVAIL, ECONNREFUSED) never waits, so this loop
         // would never give the scheduler back: let the controller and the sampler run.
         tokio::task::consume_budget().await;
+    }
+}
+
+/// An open-model pacer shard: sends each of its scheduled requests when due (or drops it when
+/// `max_in_flight` requests are in flight) and drives its requests in flight until they end.
+async fn open_shard(
+    mut ticks: Ticks,
+    shared: Arc<Shared>,
+    max_in_flight: u64,
+    mut recorder: Recorder,
+) {
+    let abort = shared.abort.cancelled();
+    tokio::pin!(abort);
+    let stop = shared.stop.cancelled();
+    tokio::pin!(stop);
+    let in_flight = &shared.gauges.in_flight;
+    let mut calls = FuturesUnordered::new();
+    let mut scheduling = true;
+    loop {
+        if !scheduling && calls.is_empty() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            _ = &mut abort => {
+                let abandoned = calls.len() as u64;
+                in_flight.fetch_sub(abandoned, Ordering::Relaxed);
+                shared.aborted.fetch_add(abandoned, Ordering::Relaxed);
+                return;
+            }
+            _ = &mut stop, if scheduling => scheduling = false,
+            tick = ticks.next(), if scheduling => {
+                let Some(tick) = tick else {
+                    scheduling = false;
+                    continue;
+                };
+                let second = tick.offset.as_secs() as u32;
+                if in_flight.fetch_add(1, Ordering::Relaxed) >= max_in_flight {
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    recorder.scheduled(second, true);
+                } else if !shared.claim() {
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    shared.halt();
+                    scheduling = false;
+                } else {
+                    recorder.scheduled(second, false);
+                    calls.push(shared.call(tick.due));
+                }
+            }
+            Some(call) = calls.next(), if !calls.is_empty() => {
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                record(&mut recorder, call);
+            }
+        }
     }
 }

@@ -2,17 +2,21 @@
 //!
 //! In: a validated [`Scenario`]. Out: a [`RunResult`] (through `metrics`, which does all the
 //! aggregation). Parts: [`connect`] opens and times connections, [`pool`] gives them out with
-//! httpx's semantics, [`client`] runs one request with the profile's backend (native, or
-//! [`reqwest_client`] for `client = "reqwest"`), [`load`] is the one load loop for both. For
-//! `target = "mock"` the bundled mock is started here, once for all profiles.
+//! httpx's semantics, [`client`] runs one attempt with the profile's backend (native, or
+//! [`reqwest_client`] for `client = "reqwest"`), [`retry`] wraps attempts into a request with the
+//! profile's retry policy, [`pacer`] schedules the open model's requests, and [`load`] is the one
+//! load loop for both backends and both load models. For `target = "mock"` the bundled mock is
+//! started here, once per profile.
 //! The engine never reads a report and never prints; progress goes through [`Progress`].
 
 mod body;
 pub mod client;
 pub mod connect;
 pub mod load;
+pub mod pacer;
 pub mod pool;
 pub mod reqwest_client;
+pub mod retry;
 pub mod shards;
 
 use std::sync::Arc;
@@ -149,6 +153,7 @@ async fn run_profile(
     let end = load::run(
         &scenario.load,
         client.clone(),
+        retry::Retrier::new(profile.retry.as_ref()),
         recorders,
         gauges,
         start,
@@ -164,6 +169,7 @@ async fn run_profile(
     let pool = client.counters();
     Ok(ProfileResult::new(
         profile,
+        scenario.load.model(),
         m,
         end.elapsed,
         end.interrupted,

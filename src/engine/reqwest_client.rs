@@ -18,7 +18,7 @@
 //! | `proxy` | `Proxy::all`, otherwise `no_proxy()`: system proxies and `*_PROXY` variables are never read | – |
 //! | `tls.ca_file` | `add_root_certificate` for each certificate in the file | reqwest verifies with `rustls-platform-verifier` (the system's roots), the native backend with the Mozilla roots (`webpki-roots`); without a system CA store a reqwest client cannot be built (unless `tls.insecure`), even for `http://` |
 //! | `tls.insecure` | `tls_danger_accept_invalid_certs` | – |
-//! | (retries) | always `retry(reqwest::retry::never())`, so counts are not skewed | hyper-util still resends, on a new connection, a request whose reused connection closed before the request was written (`retry_canceled_requests`, not exposed by reqwest): such `StaleConnection`s are hidden |
+//! | (retries) | always `retry(reqwest::retry::never())`, so counts are not skewed; the profile's `retry` policy runs around this backend as around the native one (`engine::retry`) | hyper-util still resends, on a new connection, a request whose reused connection closed before the request was written (`retry_canceled_requests`, not exposed by reqwest): such `StaleConnection`s are hidden |
 //! | (redirects) | `redirect::Policy::none()`: a 3xx is a response, as with the native backend | – |
 //!
 //! TLS is rustls with the **ring** provider (installed as the process default once, since reqwest
@@ -89,7 +89,9 @@ pub struct ReqwestClient {
 
 /// What building a `reqwest::Client` takes, read from the profile once.
 struct Settings {
-    profile: Profile,
+    /// Boxed: read only when a client is built, and it keeps `ReqwestClient` near the size of
+    /// the native client.
+    profile: Box<Profile>,
     roots: Vec<reqwest::Certificate>,
     proxy: Option<reqwest::Proxy>,
 }
@@ -177,10 +179,15 @@ impl ReqwestClient {
         Ok(permit.ok())
     }
 
-    /// Runs one request into `out`; a failure is returned for the caller to record.
-    pub(super) async fn exchange(&self, due: Instant, out: &mut Outcome) -> Result<(), Failure> {
-        let acquired = self.acquire(due).await;
-        out.pool_wait = due.elapsed();
+    /// Runs one attempt into `out`; a failure is returned for the caller to record. `started` is
+    /// when the client was called (pool wait and timeout count from it).
+    pub(super) async fn exchange(
+        &self,
+        started: Instant,
+        out: &mut Outcome,
+    ) -> Result<(), Failure> {
+        let acquired = self.acquire(started).await;
+        out.pool_wait = started.elapsed();
         let _permit = acquired?;
         let fresh;
         let built = match &self.shared {
@@ -215,6 +222,7 @@ impl ReqwestClient {
         out.ttfb = Some(head.saturating_duration_since(ready));
         let status = resp.status().as_u16();
         out.status = Some(status);
+        out.retry_after = super::client::retry_after(resp.headers());
         let reused = out.conn.is_reused();
         loop {
             match resp.chunk().await {
@@ -276,7 +284,7 @@ impl Settings {
             }
         }
         Ok(Settings {
-            profile: profile.clone(),
+            profile: Box::new(profile.clone()),
             roots,
             proxy,
         })

@@ -3,6 +3,11 @@
 //!
 //! This keeps the hot path free of shared locks and of a channel send per request: a worker pushes
 //! into its own `Vec` and sends the batch every [`BATCH_MAX`] outcomes or [`BATCH_AGE`] of run time.
+//!
+//! What counts what: every outcome is an attempt, and the wire view counts attempts (`attempts`,
+//! the `total` and phase histograms, `status`, `errors`); the caller's view counts requests, from
+//! the outcomes that carry a [`CallEnd`] (`requests`, `ok`, `final_errors`, the `call` histogram,
+//! attempts per request and the retry counters). Without retries the two are the same.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::error::ErrorKind;
-use super::event::{ConnUse, Outcome};
+use super::event::{CallEnding, ConnUse, Outcome};
 use super::hist::{self, Summary};
 use crate::sockets::SocketSample;
 
@@ -28,8 +33,13 @@ const SERIES_OPEN_SECONDS: u32 = 5;
 /// The latency histograms kept per profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
-    /// Due time to completion (what the caller sees).
+    /// Due time to completion, per attempt.
     Total,
+    /// Due time of a request to the end of its last attempt, backoff included (what the caller
+    /// sees; equal to `Total` without retries).
+    Call,
+    /// Due time to the moment the client was called: the load generator's own delay.
+    Lag,
     /// Waiting for a connection from the pool.
     PoolWait,
     /// Name resolution (new connections to a host name only).
@@ -53,8 +63,10 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Total,
+        Metric::Call,
+        Metric::Lag,
         Metric::PoolWait,
         Metric::Dns,
         Metric::Connect,
@@ -70,6 +82,8 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::Total => "total",
+            Metric::Call => "call",
+            Metric::Lag => "schedule_lag",
             Metric::PoolWait => "pool_wait",
             Metric::Dns => "dns",
             Metric::Connect => "connect",
@@ -97,17 +111,27 @@ pub struct Gauges {
 pub struct SecondStats {
     /// Seconds since the profile's run started (the second that ends at `second + 1`).
     pub second: u32,
-    /// Requests completed in this second.
+    /// Requests completed in this second (a retried request counts once, when it ends).
     pub requests: u64,
-    /// Of which succeeded.
+    /// Of which succeeded (at their last attempt).
     pub ok: u64,
-    /// Failures by class (only classes that occurred).
+    /// Attempts completed in this second (equal to `requests` without retries).
+    #[serde(default)]
+    pub attempts: u64,
+    /// Failed attempts by class (only classes that occurred).
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Median total latency of the requests completed in this second.
+    /// Median total latency of the attempts completed in this second.
     pub p50_us: u64,
-    /// 99th percentile total latency of the requests completed in this second.
+    /// 99th percentile total latency of the attempts completed in this second.
     pub p99_us: u64,
-    /// New connections opened by requests completed in this second.
+    /// Open model: requests scheduled for this second (sent or dropped).
+    #[serde(default)]
+    pub scheduled: u64,
+    /// Open model: requests scheduled for this second that were not sent because
+    /// `max_in_flight` requests were in flight.
+    #[serde(default)]
+    pub dropped: u64,
+    /// New connections opened by attempts completed in this second.
     pub connections_opened: u64,
     /// Most requests in flight during the second (sampled every [`DRAIN_EVERY`]).
     pub in_flight: u64,
@@ -184,13 +208,31 @@ impl Series {
                 None => return,
             },
         };
-        stats.requests += 1;
+        stats.attempts += 1;
         stats.connections_opened += opened;
-        match o.error_kind() {
-            None => stats.ok += 1,
-            Some(k) => *stats.errors.entry(k).or_default() += 1,
+        if let Some(k) = o.error_kind() {
+            *stats.errors.entry(k).or_default() += 1;
+        }
+        if o.call.is_some() {
+            stats.requests += 1;
+            stats.ok += u64::from(o.failure.is_none());
         }
         self.close_older_than(second.saturating_sub(SERIES_OPEN_SECONDS));
+    }
+
+    /// The figures of `second`, open or already summarized (a late arrival still counts).
+    fn stats_mut(&mut self, second: u32) -> Option<&mut SecondStats> {
+        if self.closed.last().is_some_and(|c| c.second >= second) {
+            return self.closed_mut(second);
+        }
+        self.second(second).map(|open| &mut open.stats)
+    }
+
+    fn schedule(&mut self, second: u32, scheduled: u64, dropped: u64) {
+        if let Some(stats) = self.stats_mut(second) {
+            stats.scheduled += scheduled;
+            stats.dropped += dropped;
+        }
     }
 
     fn sample(&mut self, second: u32, gauges: &Gauges) {
@@ -205,13 +247,8 @@ impl Series {
     }
 
     fn sockets(&mut self, second: u32, sample: SocketSample) {
-        match self.second(second) {
-            Some(open) => open.stats.sockets = Some(sample),
-            None => {
-                if let Some(c) = self.closed_mut(second) {
-                    c.sockets = Some(sample);
-                }
-            }
+        if let Some(stats) = self.stats_mut(second) {
+            stats.sockets = Some(sample);
         }
     }
 
@@ -247,25 +284,50 @@ impl Series {
 pub struct ProfileMetrics {
     /// Histograms, indexed like [`Metric::ALL`].
     pub histograms: Vec<Histogram<u64>>,
-    /// Requests completed (successful or failed).
+    /// Attempts per request (1 without retries).
+    pub attempts_per_request: Histogram<u64>,
+    /// Requests completed (successful or failed, after all their attempts).
     pub requests: u64,
-    /// Requests that got a 1xx–3xx response.
+    /// Requests whose last attempt got a 1xx–3xx response.
     pub ok: u64,
+    /// Attempts completed (equal to `requests` without retries).
+    pub attempts: u64,
     /// Response body bytes.
     pub bytes: u64,
-    /// Responses by status code.
+    /// Responses by status code, every attempt.
     pub status: BTreeMap<u16, u64>,
-    /// Failures by class, indexed like [`ErrorKind::ALL`].
+    /// Failed attempts by class, indexed like [`ErrorKind::ALL`].
     pub errors: [u64; ErrorKind::COUNT],
     /// One example message per failure class.
     pub examples: [Option<String>; ErrorKind::COUNT],
-    /// New connections opened by requests.
+    /// Failed requests by the class of their last attempt, indexed like [`ErrorKind::ALL`].
+    pub final_errors: [u64; ErrorKind::COUNT],
+    /// Requests that succeeded only after at least one retry.
+    pub succeeded_after_retry: u64,
+    /// Requests that failed retryably on the last attempt the policy allows.
+    pub exhausted: u64,
+    /// Retries the retry budget refused (one per request at most: the request ends there).
+    pub budget_denied: u64,
+    /// Time spent in backoff between attempts, all requests together.
+    pub backoff: Duration,
+    /// Responses that carried a `Retry-After` header.
+    pub retry_after_responses: u64,
+    /// Backoff waits where `Retry-After` was longer than the policy's `max` and `max` was waited.
+    pub retry_after_capped: u64,
+    /// Open model: requests scheduled (sent or dropped).
+    pub scheduled: u64,
+    /// Open model: scheduled requests not sent because `max_in_flight` were in flight.
+    pub dropped: u64,
+    /// New connections opened by attempts.
     pub connections_opened: u64,
-    /// Requests that reused a pooled connection.
+    /// Attempts that reused a pooled connection.
     pub reused: u64,
     /// The per-second series.
     pub series: Series,
 }
+
+/// Most attempts the attempts-per-request histogram holds exactly.
+const MAX_ATTEMPTS_TRACKED: u64 = 1000;
 
 impl Default for ProfileMetrics {
     fn default() -> Self {
@@ -274,12 +336,24 @@ impl Default for ProfileMetrics {
                 .iter()
                 .map(|_| hist::latency_histogram())
                 .collect(),
+            attempts_per_request: Histogram::new_with_bounds(1, MAX_ATTEMPTS_TRACKED, 3)
+                .expect("static histogram bounds are valid"),
             requests: 0,
             ok: 0,
+            attempts: 0,
             bytes: 0,
             status: BTreeMap::new(),
             errors: [0; ErrorKind::COUNT],
             examples: Default::default(),
+            final_errors: [0; ErrorKind::COUNT],
+            succeeded_after_retry: 0,
+            exhausted: 0,
+            budget_denied: 0,
+            backoff: Duration::ZERO,
+            retry_after_responses: 0,
+            retry_after_capped: 0,
+            scheduled: 0,
+            dropped: 0,
             connections_opened: 0,
             reused: 0,
             series: Series::default(),
@@ -302,16 +376,38 @@ impl ProfileMetrics {
         Summary::of(self.histogram(m))
     }
 
-    /// Failed requests (all classes).
+    /// Failed requests (after all their attempts).
     pub fn failed(&self) -> u64 {
-        self.errors.iter().sum()
+        self.requests - self.ok
     }
 
-    /// Adds one outcome.
+    /// Adds one outcome (one attempt; the last of its request when it carries a [`CallEnd`]).
     pub fn record(&mut self, o: &Outcome) {
-        self.requests += 1;
+        self.attempts += 1;
         self.bytes += o.bytes;
         hist::record(self.hist(Metric::Total), o.total);
+        hist::record(self.hist(Metric::Lag), o.lag);
+        self.retry_after_responses += u64::from(o.retry_after.is_some());
+        if let Some(call) = &o.call {
+            self.requests += 1;
+            hist::record(self.hist(Metric::Call), call.latency);
+            self.attempts_per_request
+                .saturating_record(u64::from(call.attempts).min(MAX_ATTEMPTS_TRACKED));
+            self.backoff += call.backoff;
+            self.retry_after_capped += u64::from(call.retry_after_capped);
+            match call.ending {
+                CallEnding::Succeeded => {
+                    self.ok += 1;
+                    self.succeeded_after_retry += u64::from(call.attempts > 1);
+                }
+                CallEnding::Failed => {}
+                CallEnding::Exhausted => self.exhausted += 1,
+                CallEnding::BudgetDenied => self.budget_denied += 1,
+            }
+            if let Some(k) = o.error_kind() {
+                self.final_errors[k.index()] += 1;
+            }
+        }
         hist::record(self.hist(Metric::PoolWait), o.pool_wait);
         match o.conn {
             ConnUse::None => {}
@@ -341,7 +437,7 @@ impl ProfileMetrics {
             *self.status.entry(code).or_default() += 1;
         }
         match &o.failure {
-            None => self.ok += 1,
+            None => {}
             Some(f) => {
                 if let (ErrorKind::StaleConnection, ConnUse::Reused { idle, .. }) = (f.kind, o.conn)
                 {
@@ -362,6 +458,15 @@ impl ProfileMetrics {
 pub enum Input {
     /// A worker's batch of outcomes.
     Outcomes(Vec<Outcome>),
+    /// Open-model schedule counts of one second (sent by each pacer when its second changes).
+    Schedule {
+        /// The second of the run the requests were scheduled for.
+        second: u32,
+        /// Requests scheduled (sent or dropped).
+        scheduled: u64,
+        /// Of which dropped (`max_in_flight` reached).
+        dropped: u64,
+    },
     /// A socket sample describing the end of `second`.
     Sockets {
         /// The second of the run it belongs to.
@@ -375,6 +480,8 @@ pub enum Input {
 pub struct Recorder {
     batch: Vec<Outcome>,
     oldest: Duration,
+    /// Schedule counts of the current second: (second, scheduled, dropped).
+    schedule: Option<(u32, u64, u64)>,
     tx: mpsc::UnboundedSender<Input>,
 }
 
@@ -391,6 +498,31 @@ impl Recorder {
         }
     }
 
+    /// Counts one request the open model scheduled for `second` (`dropped`: not sent). Sends
+    /// the counts when the second changes, so one message per second, not per request.
+    pub fn scheduled(&mut self, second: u32, dropped: bool) {
+        match &mut self.schedule {
+            Some((s, n, d)) if *s == second => {
+                *n += 1;
+                *d += u64::from(dropped);
+            }
+            _ => {
+                self.flush_schedule();
+                self.schedule = Some((second, 1, u64::from(dropped)));
+            }
+        }
+    }
+
+    fn flush_schedule(&mut self) {
+        if let Some((second, scheduled, dropped)) = self.schedule.take() {
+            let _ = self.tx.send(Input::Schedule {
+                second,
+                scheduled,
+                dropped,
+            });
+        }
+    }
+
     /// Sends what is buffered now.
     pub fn flush(&mut self) {
         if !self.batch.is_empty() {
@@ -404,6 +536,7 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.flush();
+        self.flush_schedule();
     }
 }
 
@@ -437,6 +570,7 @@ impl RecorderFactory {
         Recorder {
             batch: Vec::with_capacity(BATCH_MAX),
             oldest: Duration::ZERO,
+            schedule: None,
             tx: self.tx.clone(),
         }
     }
@@ -469,6 +603,15 @@ pub async fn collect(
         loop {
             match rx.try_recv() {
                 Ok(Input::Outcomes(batch)) => batch.iter().for_each(|o| m.record(o)),
+                Ok(Input::Schedule {
+                    second,
+                    scheduled,
+                    dropped,
+                }) => {
+                    m.scheduled += scheduled;
+                    m.dropped += dropped;
+                    m.series.schedule(second, scheduled, dropped);
+                }
                 Ok(Input::Sockets { second, sample }) => m.series.sockets(second, sample),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return m,
@@ -482,11 +625,13 @@ pub async fn collect(
 mod tests {
     use super::*;
     use crate::metrics::error::Failure;
+    use crate::metrics::event::CallEnd;
 
     fn outcome(at_ms: u64, total_ms: u64, failure: Option<ErrorKind>) -> Outcome {
         Outcome {
             at: Duration::from_millis(at_ms),
             total: Duration::from_millis(total_ms),
+            lag: Duration::ZERO,
             pool_wait: Duration::ZERO,
             conn: ConnUse::Reused {
                 age: Duration::from_secs(1),
@@ -497,7 +642,35 @@ mod tests {
             bytes: 2,
             status: failure.is_none().then_some(200),
             failure: failure.map(|k| Box::new(Failure::new(k, "boom"))),
+            retry_after: None,
+            call: Some(CallEnd {
+                attempts: 1,
+                latency: Duration::from_millis(total_ms),
+                backoff: Duration::ZERO,
+                retry_after_capped: 0,
+                ending: match failure {
+                    None => CallEnding::Succeeded,
+                    Some(_) => CallEnding::Failed,
+                },
+            }),
         }
+    }
+
+    /// A request of three attempts: two 503s retried, then a 200.
+    fn retried_request(at_ms: u64) -> Vec<Outcome> {
+        let mut first = outcome(at_ms, 10, Some(ErrorKind::Status5xx));
+        first.status = Some(503);
+        first.call = None;
+        let second = first.clone();
+        let mut last = outcome(at_ms + 30, 10, None);
+        last.call = Some(CallEnd {
+            attempts: 3,
+            latency: Duration::from_millis(60),
+            backoff: Duration::from_millis(30),
+            retry_after_capped: 0,
+            ending: CallEnding::Succeeded,
+        });
+        vec![first, second, last]
     }
 
     #[test]
@@ -521,6 +694,38 @@ mod tests {
     }
 
     #[test]
+    fn attempts_feed_the_wire_view_and_last_attempts_the_callers_view() {
+        let mut m = ProfileMetrics::default();
+        for o in retried_request(100) {
+            m.record(&o);
+        }
+        m.record(&outcome(200, 10, Some(ErrorKind::ReadTimeout)));
+        assert_eq!((m.requests, m.ok, m.failed(), m.attempts), (2, 1, 1, 4));
+        assert_eq!(m.status[&503], 2);
+        assert_eq!(m.errors[ErrorKind::Status5xx.index()], 2);
+        assert_eq!(m.final_errors[ErrorKind::Status5xx.index()], 0);
+        assert_eq!(m.final_errors[ErrorKind::ReadTimeout.index()], 1);
+        assert_eq!(m.succeeded_after_retry, 1);
+        assert_eq!(m.backoff, Duration::from_millis(30));
+        assert_eq!(m.summary(Metric::Total).count, 4);
+        assert_eq!(m.summary(Metric::Call).count, 2);
+        assert_eq!(m.attempts_per_request.max(), 3);
+        let series = std::mem::take(&mut m.series).finish(1);
+        assert_eq!((series[0].requests, series[0].attempts), (2, 4));
+    }
+
+    #[test]
+    fn schedule_counts_land_in_their_second() {
+        let mut m = ProfileMetrics::default();
+        m.series.schedule(0, 100, 0);
+        m.series.schedule(1, 100, 7);
+        m.series.schedule(1, 5, 0);
+        let series = std::mem::take(&mut m.series).finish(2);
+        assert_eq!((series[0].scheduled, series[0].dropped), (100, 0));
+        assert_eq!((series[1].scheduled, series[1].dropped), (105, 7));
+    }
+
+    #[test]
     fn a_late_batch_for_a_summarized_second_still_counts() {
         let mut m = ProfileMetrics::default();
         m.record(&outcome(100, 10, None));
@@ -540,9 +745,13 @@ mod tests {
         for i in 0..(BATCH_MAX as u64 * 2 + 5) {
             r.record(outcome(i, 1, None));
         }
+        for i in 0..2500u32 {
+            r.scheduled(i / 1000, i % 10 == 0);
+        }
         drop(r);
         drop(factory);
         let m = collector.await.unwrap();
         assert_eq!(m.requests, BATCH_MAX as u64 * 2 + 5);
+        assert_eq!((m.scheduled, m.dropped), (2500, 250));
     }
 }

@@ -1,4 +1,8 @@
-//! The one event type from engine to metrics: [`Outcome`], one per request.
+//! The one event type from engine to metrics: [`Outcome`], one per attempt.
+//!
+//! A request as the caller sees it (a "call") is one or more attempts: without retries exactly
+//! one. The outcome of a request's last attempt carries a [`CallEnd`] with the caller's view
+//! (attempts, latency including backoff, why it ended); earlier attempts carry none.
 
 use std::time::Duration;
 
@@ -34,13 +38,47 @@ impl ConnUse {
     }
 }
 
-/// What happened to one request. Produced by the engine, consumed only by metrics.
+/// Why a request (all its attempts) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallEnding {
+    /// The last attempt succeeded (perhaps after retries).
+    Succeeded,
+    /// The last attempt failed in a way the retry policy does not retry (or there is no policy).
+    Failed,
+    /// The last attempt failed retryably, but it was the last one the policy allows.
+    Exhausted,
+    /// The last attempt failed retryably, but the retry budget refused another.
+    BudgetDenied,
+}
+
+/// The caller's view of a request, on the outcome of its last attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallEnd {
+    /// Attempts made, the first included (≥ 1).
+    pub attempts: u32,
+    /// From the moment the request was due until its last attempt ended: every attempt and
+    /// every backoff wait.
+    pub latency: Duration,
+    /// Time spent waiting between attempts.
+    pub backoff: Duration,
+    /// Waits where the server's `Retry-After` was longer than the policy's `max` (so the retry
+    /// came earlier than the server asked).
+    pub retry_after_capped: u32,
+    /// Why it ended.
+    pub ending: CallEnding,
+}
+
+/// What happened to one attempt. Produced by the engine, consumed only by metrics.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    /// When the request completed, counted from the start of the profile's run.
+    /// When the attempt completed, counted from the start of the profile's run.
     pub at: Duration,
-    /// From the moment the request was due until it completed or failed.
+    /// From the moment the attempt was due until it completed or failed. For the first attempt of
+    /// an open-model request "due" is its scheduled time; for a retry, the end of its backoff.
     pub total: Duration,
+    /// From the moment the attempt was due until the client was called: the load generator's
+    /// own delay (a late timer, a busy CPU). Counted in `total`.
+    pub lag: Duration,
     /// Time spent waiting for a connection from the pool.
     pub pool_wait: Duration,
     /// Which connection the request used.
@@ -53,12 +91,16 @@ pub struct Outcome {
     pub bytes: u64,
     /// The response status, when a response head arrived.
     pub status: Option<u16>,
-    /// Why the request failed; `None` for success (a 1xx–3xx status).
+    /// Why the attempt failed; `None` for success (a 1xx–3xx status).
     pub failure: Option<Box<Failure>>,
+    /// The response's `Retry-After` (delay-seconds, or an HTTP date taken relative to now).
+    pub retry_after: Option<Duration>,
+    /// The caller's view, on the last attempt of a request; `None` on earlier attempts.
+    pub call: Option<CallEnd>,
 }
 
 impl Outcome {
-    /// The error class, if the request failed.
+    /// The error class, if the attempt failed.
     pub fn error_kind(&self) -> Option<ErrorKind> {
         self.failure.as_ref().map(|f| f.kind)
     }

@@ -1,8 +1,10 @@
 //! Metrics: the only place that aggregates.
 //!
-//! In: one [`Outcome`] per request from the engine, batched per worker by a [`Recorder`].
-//! Out: [`ProfileMetrics`] (HDR histograms per phase, counters by status and error class, the
-//! per-second series), which `result` turns into the serializable run result.
+//! In: one [`Outcome`] per attempt from the engine (the last attempt of a request carries the
+//! request's [`CallEnd`]), batched per worker by a [`Recorder`], plus the open model's schedule
+//! counts. Out: [`ProfileMetrics`] (HDR histograms per phase, counters by status and error class,
+//! the retry figures, the per-second series), which `result` turns into the serializable run
+//! result.
 //! It does not time anything itself and never calls back into the engine.
 
 mod collect;
@@ -15,5 +17,5 @@ pub use collect::{
     RecorderFactory, SecondStats, Series, SocketFeed, channel, collect,
 };
 pub use error::{ErrorKind, Failure, Phase};
-pub use event::{ConnUse, Outcome};
+pub use event::{CallEnd, CallEnding, ConnUse, Outcome};
 pub use hist::Summary;

@@ -1,12 +1,14 @@
-//! The terminal summary: one column per profile, oha-style rows (throughput, latency percentiles,
-//! phases, connections, status codes, error classes).
+//! The terminal summary: one column per profile, oha-style rows (throughput, the open model's
+//! schedule, latency percentiles, retries, phases, connections, status codes, error classes), then
+//! error examples and warnings.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::metrics::{ErrorKind, Summary};
-use crate::result::{ProfileResult, RunResult};
+use crate::result::{OpenStats, ProfileResult, RetryStats, RunResult};
 use crate::scenario::ClientBackend;
+use crate::sockets::SocketSummary;
 use crate::units::format_duration;
 
 fn us(v: u64) -> String {
@@ -64,6 +66,34 @@ impl Table {
     }
 }
 
+/// One cell per profile from an optional part of its result ("-" where the profile has none).
+fn section_cells<T>(
+    ps: &[ProfileResult],
+    section: fn(&ProfileResult) -> Option<&T>,
+    f: &dyn Fn(&T) -> String,
+) -> Vec<String> {
+    ps.iter()
+        .map(|p| section(p).map_or("-".to_string(), f))
+        .collect()
+}
+
+/// The percentile rows of one latency summary per profile ("-" where there is none).
+fn latency_rows(t: &mut Table, ps: &[ProfileResult], of: fn(&ProfileResult) -> Option<&Summary>) {
+    for (label, pick) in [
+        ("  p50", (|s: &Summary| s.p50_us) as fn(&Summary) -> u64),
+        ("  p90", |s| s.p90_us),
+        ("  p99", |s| s.p99_us),
+        ("  p99.9", |s| s.p999_us),
+        ("  max", |s| s.max_us),
+    ] {
+        let cell = |s: &Summary| match s.count {
+            0 => "-".to_string(),
+            _ => us(pick(s)),
+        };
+        t.row(label, section_cells(ps, of, &cell));
+    }
+}
+
 /// Renders the summary of a run as text.
 pub fn render(r: &RunResult) -> String {
     let mut head = String::new();
@@ -102,7 +132,13 @@ pub fn render(r: &RunResult) -> String {
         "duration",
         col(&|p| format!("{:.2}s", p.duration_us as f64 / 1e6)),
     );
+    let retrying = ps.iter().any(|p| p.retries.is_some());
+    let retry_col =
+        |f: &dyn Fn(&RetryStats) -> String| section_cells(ps, |p| p.retries.as_ref(), f);
     t.row("requests", col(&|p| thousands(p.requests)));
+    if retrying {
+        t.row("attempts", col(&|p| thousands(p.attempts)));
+    }
     t.row(
         "success",
         col(&|p| {
@@ -115,24 +151,73 @@ pub fn render(r: &RunResult) -> String {
         }),
     );
     t.row("req/s", col(&|p| format!("{:.1}", p.rps)));
-    t.heading("latency");
-    for (label, pick) in [
-        ("  p50", (|s: &Summary| s.p50_us) as fn(&Summary) -> u64),
-        ("  p90", |s| s.p90_us),
-        ("  p99", |s| s.p99_us),
-        ("  p99.9", |s| s.p999_us),
-        ("  max", |s| s.max_us),
-    ] {
+    if ps.iter().any(|p| p.open.is_some()) {
+        let open = |f: fn(&OpenStats) -> String| section_cells(ps, |p| p.open.as_ref(), &f);
+        t.heading("open model");
+        t.row("  scheduled", open(|o| thousands(o.scheduled)));
         t.row(
-            label,
-            col(&|p| {
-                if p.latency.count == 0 {
-                    "-".into()
-                } else {
-                    us(pick(&p.latency))
-                }
+            "  dropped (cap reached)",
+            open(|o| {
+                format!(
+                    "{} (cap {})",
+                    thousands(o.dropped),
+                    thousands(o.max_in_flight as u64)
+                )
             }),
         );
+        t.row(
+            "  schedule lag p50 / p99",
+            open(|o| p50_p99(&o.schedule_lag)),
+        );
+    }
+    t.heading(if retrying {
+        "latency (each attempt)"
+    } else {
+        "latency"
+    });
+    latency_rows(&mut t, ps, |p| Some(&p.latency));
+    if retrying {
+        t.heading("latency incl. retries and backoff");
+        latency_rows(&mut t, ps, |p| p.retries.as_ref().map(|r| &r.latency));
+        t.heading("retries");
+        t.row(
+            "  amplification",
+            retry_col(&|r| format!("{:.2}x", r.amplification)),
+        );
+        t.row(
+            "  attempts p50/p99/max",
+            retry_col(&|r| {
+                let a = &r.attempts_per_request;
+                format!("{} / {} / {}", a.p50, a.p99, a.max)
+            }),
+        );
+        t.row("  backoff time", retry_col(&|r| us(r.backoff_us)));
+        t.row(
+            "  succeeded after retry",
+            retry_col(&|r| thousands(r.succeeded_after_retry)),
+        );
+        t.row(
+            "  retries exhausted",
+            retry_col(&|r| thousands(r.exhausted)),
+        );
+        t.row(
+            "  denied by budget",
+            retry_col(&|r| thousands(r.budget_denied)),
+        );
+        if ps.iter().any(|p| {
+            p.retries
+                .as_ref()
+                .is_some_and(|r| r.retry_after_responses > 0)
+        }) {
+            t.row(
+                "  Retry-After received",
+                retry_col(&|r| thousands(r.retry_after_responses)),
+            );
+            t.row(
+                "    cut to max",
+                retry_col(&|r| thousands(r.retry_after_capped)),
+            );
+        }
     }
     t.heading("phases (p50 / p99)");
     for (label, key) in [
@@ -168,11 +253,7 @@ pub fn render(r: &RunResult) -> String {
         );
     }
     if ps.iter().any(|p| p.sockets.is_some()) {
-        let sock = |f: fn(&crate::sockets::SocketSummary) -> String| {
-            ps.iter()
-                .map(|p| p.sockets.as_ref().map_or("-".to_string(), f))
-                .collect::<Vec<_>>()
-        };
+        let sock = |f: fn(&SocketSummary) -> String| section_cells(ps, |p| p.sockets.as_ref(), &f);
         t.heading("local sockets (peak)");
         t.row(
             "  ESTABLISHED",
@@ -242,7 +323,11 @@ pub fn render(r: &RunResult) -> String {
     codes.sort_unstable();
     codes.dedup();
     if !codes.is_empty() {
-        t.heading("status codes");
+        t.heading(if retrying {
+            "status codes (every attempt)"
+        } else {
+            "status codes"
+        });
         for code in codes {
             t.row(
                 &format!("  {code}"),
@@ -255,9 +340,22 @@ pub fn render(r: &RunResult) -> String {
         .filter(|k| ps.iter().any(|p| p.error_count(*k) > 0))
         .collect();
     if !kinds.is_empty() {
-        t.heading("errors");
-        for k in kinds {
+        t.heading(if retrying {
+            "errors (every attempt)"
+        } else {
+            "errors"
+        });
+        for &k in &kinds {
             t.row(&format!("  {k}"), col(&|p| thousands(p.error_count(k))));
+        }
+        if retrying {
+            t.heading("failed requests (last attempt)");
+            for &k in &kinds {
+                t.row(
+                    &format!("  {k}"),
+                    col(&|p| thousands(p.final_error_count(k))),
+                );
+            }
         }
     }
     if ps.iter().any(|p| p.aborted > 0) {
@@ -284,6 +382,17 @@ pub fn render(r: &RunResult) -> String {
         head.push_str("\nerror examples\n");
         for e in examples {
             head.push_str(&e);
+            head.push('\n');
+        }
+    }
+    let warnings: Vec<String> = ps
+        .iter()
+        .flat_map(|p| p.warnings.iter().map(move |w| format!("  {}: {w}", p.name)))
+        .collect();
+    if !warnings.is_empty() {
+        head.push_str("\nwarnings\n");
+        for w in warnings {
+            head.push_str(&w);
             head.push('\n');
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! Every error names the file, line and column, the key, what was expected and what was found.
 //! Syntax and type errors come from `toml` (with its span) and `serde_path_to_error` (with the key);
-//! checks serde cannot express (concurrency 0, keep-alive above the connection cap, an unset
+//! checks serde cannot express (concurrency 0, a `rate` stage after `concurrency` stages,
+//! keep-alive above the connection cap, a retried status that is not an error, an unset
 //! `${VAR}`) are done here against the spans kept by `toml::Spanned`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +16,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::profile::{ClientBackend, HttpVersion, PRESET_NAMES, Profile, TlsSettings};
-use super::{HeaderSpec, LoadPlan, RequestSpec, Scenario, ScenarioError, Stage, Target};
+use super::retry::{Jitter, RetryPolicy};
+use super::{HeaderSpec, Level, LoadPlan, RequestSpec, Scenario, ScenarioError, Stage, Target};
 use crate::mock::MockConfig;
 use crate::units::{HumanDuration, OptDuration};
 
@@ -52,13 +54,15 @@ struct RawLoad {
     max_requests: Option<Spanned<u64>>,
     graceful_stop: Option<HumanDuration>,
     think_time: Option<HumanDuration>,
+    max_in_flight: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStage {
     duration: Spanned<HumanDuration>,
-    concurrency: Spanned<u64>,
+    concurrency: Option<Spanned<u64>>,
+    rate: Option<Spanned<f64>>,
     ramp: Option<Spanned<HumanDuration>>,
 }
 
@@ -76,6 +80,21 @@ struct RawProfile {
     http_version: Option<HttpVersion>,
     proxy: Option<String>,
     tls: Option<RawTls>,
+    retry: Option<Spanned<RawRetry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    attempts: Option<Spanned<u32>>,
+    on_status: Option<Vec<Spanned<u16>>>,
+    on_errors: Option<Vec<Spanned<String>>>,
+    multiplier: Option<HumanDuration>,
+    min: Option<HumanDuration>,
+    max: Option<HumanDuration>,
+    jitter: Option<Jitter>,
+    respect_retry_after: Option<bool>,
+    budget: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -388,7 +407,10 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
         ));
     }
     let mut stages = Vec::new();
+    // The first stage's model key, which every later stage must use too.
+    let mut model: Option<&'static str> = None;
     for (i, s) in raw.stages.into_iter().enumerate() {
+        let stage_span = s.span();
         let s = s.into_inner();
         let key = |k: &str| format!("load.stages[{i}].{k}");
         let duration = s.duration.get_ref().get();
@@ -399,20 +421,63 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
                 "expected a duration > 0, found 0s",
             ));
         }
-        let concurrency = *s.concurrency.get_ref();
-        if concurrency == 0 {
-            return Err(src.at(
-                &s.concurrency,
-                key("concurrency"),
-                "expected a whole number ≥ 1, found 0",
-            ));
-        }
-        if concurrency > 100_000 {
-            return Err(src.at(
-                &s.concurrency,
-                key("concurrency"),
-                format!("expected at most 100000, found {concurrency}"),
-            ));
+        let level = match (&s.concurrency, &s.rate) {
+            (Some(_), Some(r)) => {
+                return Err(src.at(
+                    r,
+                    key("rate"),
+                    "expected either `concurrency` (closed model) or `rate` (open model), found both",
+                ));
+            }
+            (None, None) => {
+                return Err(src.error(
+                    stage_span.start,
+                    format!("load.stages[{i}]"),
+                    "expected `concurrency = N` (closed model) or `rate = N` requests per second (open model), found neither",
+                ));
+            }
+            (Some(c), None) => {
+                let concurrency = *c.get_ref();
+                if concurrency == 0 {
+                    return Err(src.at(
+                        c,
+                        key("concurrency"),
+                        "expected a whole number ≥ 1, found 0",
+                    ));
+                }
+                if concurrency > 100_000 {
+                    return Err(src.at(
+                        c,
+                        key("concurrency"),
+                        format!("expected at most 100000, found {concurrency}"),
+                    ));
+                }
+                (Level::Concurrency(concurrency as usize), c.span())
+            }
+            (None, Some(r)) => {
+                let rate = *r.get_ref();
+                LoadPlan::check_rate(rate).map_err(|m| src.at(r, key("rate"), m))?;
+                (Level::Rate(rate), r.span())
+            }
+        };
+        let (level, level_span) = level;
+        let this = match level {
+            Level::Concurrency(_) => "concurrency",
+            Level::Rate(_) => "rate",
+        };
+        match model {
+            None => model = Some(this),
+            Some(first) if first != this => {
+                return Err(src.error(
+                    level_span.start,
+                    key(this),
+                    format!(
+                        "expected `{first}` as in load.stages[0] (all stages use one load model: \
+                         `concurrency` is the closed model, `rate` the open model), found `{this}`"
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
         let ramp = match &s.ramp {
             Some(r) if r.get_ref().get() > duration => {
@@ -431,10 +496,27 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
         };
         stages.push(Stage {
             duration,
-            concurrency: concurrency as usize,
+            level,
             ramp,
         });
     }
+    let max_in_flight = match raw.max_in_flight {
+        None => LoadPlan::DEFAULT_MAX_IN_FLIGHT,
+        Some(m) if model != Some("rate") => {
+            return Err(src.at(
+                &m,
+                "load.max_in_flight",
+                "expected stages with `rate` (max_in_flight caps the open model; with \
+                 `concurrency` the workers are the cap), found `concurrency` stages",
+            ));
+        }
+        Some(m) => {
+            let n = usize::try_from(*m.get_ref()).unwrap_or(usize::MAX);
+            LoadPlan::check_max_in_flight(n)
+                .map_err(|msg| src.at(&m, "load.max_in_flight", msg))?;
+            n
+        }
+    };
     let max_requests = match raw.max_requests {
         Some(m) if *m.get_ref() == 0 => {
             return Err(src.at(
@@ -445,7 +527,7 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
         }
         m => m.map(|m| *m.get_ref()),
     };
-    Ok(LoadPlan {
+    let plan = LoadPlan {
         stages,
         max_requests,
         graceful_stop: raw
@@ -454,7 +536,68 @@ fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, Scenari
         think_time: raw
             .think_time
             .map_or(std::time::Duration::ZERO, |d| d.get()),
-    })
+        max_in_flight,
+    };
+    if !plan.think_time.is_zero() && plan.model() != super::LoadModel::Closed {
+        return Err(src.error(
+            src.key_in(span, "think_time"),
+            "load.think_time",
+            "expected think_time only with concurrency stages (an open model sends at its rate), \
+             found rate stages",
+        ));
+    }
+    Ok(plan)
+}
+
+/// Applies a profile's `retry` table on top of its preset's policy (or, when the preset does not
+/// retry, the guide's policy: a `retry` table switches retries on). `attempts = 1` switches them
+/// off. Element errors point at the element; the rest at the key.
+fn convert_retry(
+    src: &Source,
+    base: Option<RetryPolicy>,
+    raw: Spanned<RawRetry>,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Option<RetryPolicy>, ScenarioError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let mut p = base.unwrap_or_else(RetryPolicy::guide);
+    if let Some(a) = &raw.attempts {
+        if *a.get_ref() == 1 {
+            return Ok(None);
+        }
+        RetryPolicy::check_attempts(*a.get_ref())
+            .map_err(|m| src.at(a, key("retry.attempts"), m))?;
+        p.attempts = *a.get_ref();
+    }
+    if let Some(codes) = raw.on_status {
+        p.on_status = Vec::with_capacity(codes.len());
+        for (j, c) in codes.iter().enumerate() {
+            RetryPolicy::check_status(*c.get_ref())
+                .map_err(|m| src.at(c, key(&format!("retry.on_status[{j}]")), m))?;
+            p.on_status.push(*c.get_ref());
+        }
+    }
+    if let Some(names) = raw.on_errors {
+        p.on_errors = Vec::with_capacity(names.len());
+        for (j, n) in names.iter().enumerate() {
+            let kind = RetryPolicy::parse_error_name(n.get_ref())
+                .map_err(|m| src.at(n, key(&format!("retry.on_errors[{j}]")), m))?;
+            p.on_errors.push(kind);
+        }
+    }
+    if let Some(b) = &raw.budget {
+        RetryPolicy::check_budget(*b.get_ref()).map_err(|m| src.at(b, key("retry.budget"), m))?;
+        p.budget = Some(*b.get_ref());
+    }
+    p.multiplier = raw.multiplier.unwrap_or(p.multiplier);
+    p.min = raw.min.unwrap_or(p.min);
+    p.max = raw.max.unwrap_or(p.max);
+    p.jitter = raw.jitter.unwrap_or(p.jitter);
+    p.respect_retry_after = raw.respect_retry_after.unwrap_or(p.respect_retry_after);
+    if let Err((k, msg)) = p.validate() {
+        return Err(src.error(src.key_in(span, k), key(k), msg));
+    }
+    Ok(Some(p))
 }
 
 fn convert_profiles(
@@ -525,6 +668,9 @@ fn convert_profiles(
                 ca_file: tls.ca_file.or(p.tls.ca_file),
                 insecure: tls.insecure.unwrap_or(p.tls.insecure),
             };
+        }
+        if let Some(r) = rp.retry {
+            p.retry = convert_retry(src, p.retry.take(), r, &key)?;
         }
         // A profile trusting the mock's own CA file: that file does not exist until the mock
         // starts, so its existence is not checked here.
@@ -682,6 +828,136 @@ timeout = { read = "60s", pool = "none" }
         let e = err(&GOOD.replace("name = \"mine\"", "name = \"mine\"\nclient = \"curl\""));
         assert!(e.contains("profiles[1].client"), "{e}");
         assert!(e.contains("native") && e.contains("reqwest"), "{e}");
+    }
+
+    const OPEN: &str = r#"
+target = "mock"
+[load]
+stages = [
+  { duration = "2s", rate = 100 },
+  { duration = "3s", rate = 250.5, ramp = "1s" },
+]
+max_in_flight = 64
+"#;
+
+    #[test]
+    fn rate_stages_make_an_open_plan_with_its_in_flight_cap() {
+        let s = parse("s.toml", OPEN).unwrap();
+        assert_eq!(
+            s.load.model(),
+            super::super::LoadModel::Open { max_in_flight: 64 }
+        );
+        assert_eq!(s.load.stages[1].level, Level::Rate(250.5));
+        let s = parse("s.toml", &OPEN.replace("max_in_flight = 64\n", "")).unwrap();
+        assert_eq!(s.load.max_in_flight, LoadPlan::DEFAULT_MAX_IN_FLIGHT);
+    }
+
+    #[test]
+    fn mixing_concurrency_and_rate_points_at_the_odd_stage() {
+        let e = err(&OPEN.replace("rate = 250.5", "concurrency = 8"));
+        assert!(e.starts_with("s.toml:6:36:"), "{e}");
+        assert!(e.contains("load.stages[1].concurrency"), "{e}");
+        assert!(e.contains("expected `rate` as in load.stages[0]"), "{e}");
+        assert!(e.contains("found `concurrency`"), "{e}");
+        let e = err(&OPEN.replace("rate = 100", "rate = 100, concurrency = 2"));
+        assert!(
+            e.contains("load.stages[0].rate") && e.contains("found both"),
+            "{e}"
+        );
+        let e = err(&OPEN.replace("rate = 100", "ramp = \"1s\""));
+        assert!(e.starts_with("s.toml:5:3:"), "{e}");
+        assert!(e.contains("found neither"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_rate_and_a_cap_on_the_closed_model_are_refused() {
+        let e = err(&OPEN.replace("rate = 100", "rate = 0"));
+        assert!(e.starts_with("s.toml:5:"), "{e}");
+        assert!(e.contains("load.stages[0].rate"), "{e}");
+        assert!(e.contains("found 0"), "{e}");
+        let e = err(&GOOD.replace("max_requests = 500", "max_in_flight = 5"));
+        assert!(e.starts_with("s.toml:19:17:"), "{e}");
+        assert!(e.contains("load.max_in_flight"), "{e}");
+        let e = err(&OPEN.replace("max_in_flight = 64", "max_in_flight = 0"));
+        assert!(e.contains("expected a whole number ≥ 1"), "{e}");
+    }
+
+    #[test]
+    fn a_retry_table_switches_retries_on_from_the_guides_policy() {
+        let text = GOOD.replace(
+            "timeout = { read = \"60s\", pool = \"none\" }",
+            "retry = { attempts = 3, multiplier = 0.01, min = 0, max = \"50ms\", jitter = \"full\", budget = 20 }",
+        );
+        let s = parse("s.toml", &text).unwrap();
+        assert_eq!(s.profiles[0].retry, None);
+        let r = s.profiles[1].retry.as_ref().unwrap();
+        assert_eq!(r.attempts, 3);
+        assert_eq!(r.multiplier.get(), Duration::from_millis(10));
+        assert_eq!(r.max.get(), Duration::from_millis(50));
+        assert_eq!(r.jitter, Jitter::Full);
+        assert_eq!(r.budget, Some(20.0));
+        assert_eq!(r.on_status, super::super::GUIDE_STATUSES);
+        assert!(r.respect_retry_after);
+    }
+
+    #[test]
+    fn a_retry_subtable_overrides_the_presets_policy_and_one_attempt_turns_it_off() {
+        let text = format!(
+            "{}\n[[profiles]]\nname = \"r\"\npreset = \"recommended-retry\"\n[profiles.retry]\non_status = [503]\non_errors = [\"ConnectRefused\"]\n\n[[profiles]]\nname = \"off\"\npreset = \"recommended-retry\"\nretry = {{ attempts = 1 }}\n",
+            GOOD
+        );
+        let s = parse("s.toml", &text).unwrap();
+        let r = s.profiles[2].retry.as_ref().unwrap();
+        assert_eq!(r.on_status, [503]);
+        assert_eq!(r.on_errors, [crate::metrics::ErrorKind::ConnectRefused]);
+        assert_eq!(r.attempts, 5);
+        assert_eq!(r.max.get(), Duration::from_secs(30));
+        assert_eq!(s.profiles[3].retry, None);
+    }
+
+    #[test]
+    fn bad_retry_settings_point_at_the_element_or_key() {
+        let with = |retry: &str| {
+            GOOD.replace(
+                "timeout = { read = \"60s\", pool = \"none\" }",
+                &format!("retry = {{ {retry} }}"),
+            )
+        };
+        let e = err(&with("on_status = [503, 200]"));
+        assert!(e.starts_with("s.toml:28:29:"), "{e}");
+        assert!(e.contains("profiles[1].retry.on_status[1]"), "{e}");
+        assert!(e.contains("found 200"), "{e}");
+        let e = err(&with("on_errors = [\"ReadTimeout\", \"Status5xx\"]"));
+        assert!(e.contains("profiles[1].retry.on_errors[1]"), "{e}");
+        assert!(e.contains("on_status"), "{e}");
+        let e = err(&with("attempts = 0"));
+        assert!(
+            e.contains("profiles[1].retry.attempts") && e.contains("found 0"),
+            "{e}"
+        );
+        let e = err(&with("min = \"5s\", max = \"1s\""));
+        assert!(e.starts_with("s.toml:28:11:"), "{e}");
+        assert!(e.contains("profiles[1].retry.min"), "{e}");
+        let e = err(&with("budget = 150"));
+        assert!(
+            e.contains("profiles[1].retry.budget") && e.contains("found 150"),
+            "{e}"
+        );
+        let e = err(&with("jitter = \"some\""));
+        assert!(e.contains("profiles[1].retry.jitter"), "{e}");
+        let e = err(&with("atempts = 2"));
+        assert!(e.contains("atempts"), "{e}");
+    }
+
+    #[test]
+    fn a_retried_client_error_is_accepted_with_a_warning() {
+        let text = GOOD.replace(
+            "timeout = { read = \"60s\", pool = \"none\" }",
+            "retry = { on_status = [404, 503] }",
+        );
+        let s = parse("s.toml", &text).unwrap();
+        let w = s.profiles[1].retry.as_ref().unwrap().warnings();
+        assert!(w[0].contains("(404)"), "{w:?}");
     }
 
     #[test]

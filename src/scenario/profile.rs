@@ -1,11 +1,12 @@
 //! Client profiles: the settings of the client under test, named as httpx names them, and the
-//! presets from the client-config guide (`httpx-defaults`, `recommended`, …).
+//! presets from the client-config guide (`httpx-defaults`, `recommended`, `recommended-retry`, …).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::retry::RetryPolicy;
 use crate::units::OptDuration;
 
 /// Which HTTP version the client speaks.
@@ -106,12 +107,16 @@ pub struct Profile {
     pub proxy: Option<String>,
     /// TLS settings.
     pub tls: TlsSettings,
+    /// Retries with backoff, around each request; `None` = a failed request is not tried again.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 /// The names of the presets, for help and error messages.
-pub const PRESET_NAMES: [&str; 4] = [
+pub const PRESET_NAMES: [&str; 5] = [
     "httpx-defaults",
     "recommended",
+    "recommended-retry",
     "new-client-per-request",
     "requests-session",
 ];
@@ -126,7 +131,10 @@ impl Profile {
     /// - `httpx-defaults`: httpx's own defaults: 100 connections, 20 kept alive for 5 s, every
     ///   timeout 5 s.
     /// - `recommended`: the guide's advice: 256 / 128 / 30 s; connect 10 s, read 600 s, write 30 s,
-    ///   pool 10 s.
+    ///   pool 10 s. No retries, so that failures show as they are.
+    /// - `recommended-retry`: `recommended` plus the guide's retry policy
+    ///   ([`RetryPolicy::guide`]: 5 attempts, exponential backoff 1 s to 30 s, 429/500/502/503/504,
+    ///   connection errors and read timeouts).
     /// - `new-client-per-request`: the anti-pattern (`httpx.post(...)` per call): a new connection
     ///   per request, closed by the client afterwards; httpx's default 5 s timeouts.
     /// - `requests-session`: a `requests.Session`: urllib3 pool of 10 kept alive forever, more
@@ -144,20 +152,26 @@ impl Profile {
             http_version: HttpVersion::Http1,
             proxy: None,
             tls: TlsSettings::default(),
+            retry: None,
+        };
+        let recommended = Profile {
+            max_connections: Some(256),
+            max_keepalive_connections: Some(128),
+            keepalive_expiry: OptDuration(secs(30)),
+            timeout: Timeouts {
+                connect: OptDuration(secs(10)),
+                read: OptDuration(secs(600)),
+                write: OptDuration(secs(30)),
+                pool: OptDuration(secs(10)),
+            },
+            ..base.clone()
         };
         Some(match name {
             "httpx-defaults" => base,
-            "recommended" => Profile {
-                max_connections: Some(256),
-                max_keepalive_connections: Some(128),
-                keepalive_expiry: OptDuration(secs(30)),
-                timeout: Timeouts {
-                    connect: OptDuration(secs(10)),
-                    read: OptDuration(secs(600)),
-                    write: OptDuration(secs(30)),
-                    pool: OptDuration(secs(10)),
-                },
-                ..base
+            "recommended" => recommended,
+            "recommended-retry" => Profile {
+                retry: Some(RetryPolicy::guide()),
+                ..recommended
             },
             "new-client-per-request" => Profile {
                 reuse_client: false,
@@ -209,6 +223,9 @@ impl Profile {
                 format!("expected a readable PEM file, found {}", ca.display()),
             ));
         }
+        if let Some(r) = &self.retry {
+            r.validate()?;
+        }
         Ok(())
     }
 }
@@ -235,6 +252,13 @@ mod tests {
         assert_eq!(p.keepalive_expiry.get(), Some(Duration::from_secs(30)));
         assert_eq!(p.timeout.read.get(), Some(Duration::from_secs(600)));
         assert_eq!(p.timeout.pool.get(), Some(Duration::from_secs(10)));
+        assert_eq!(p.retry, None);
+        let r = Profile::preset("recommended-retry").unwrap();
+        assert_eq!(r.retry, Some(RetryPolicy::guide()));
+        assert_eq!(
+            Profile { retry: None, ..r }.max_connections,
+            p.max_connections
+        );
     }
 
     #[test]

@@ -1,0 +1,260 @@
+//! The open (constant-arrival-rate) model over loopback: a server that stalls for a second shows
+//! in the open model's percentiles (latency from the scheduled time) and not in the closed
+//! model's (coordinated omission); the schedule holds rate × duration; requests beyond
+//! `max_in_flight` are dropped and counted; interrupt and `max_requests` stop it as they stop the
+//! closed model; `quick -q` selects it.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use connscope::engine::{self, Quiet};
+use connscope::result::{ProfileResult, RunResult};
+use connscope::scenario;
+use support::TestServer;
+use tokio_util::sync::CancellationToken;
+
+/// The runs measure time on a 2-core machine: one at a time.
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn run_with(text: &str, interrupt: &CancellationToken) -> RunResult {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    engine::run(&s, interrupt, &Quiet)
+        .await
+        .expect("the run starts")
+}
+
+async fn run(text: &str) -> RunResult {
+    run_with(text, &CancellationToken::new()).await
+}
+
+fn only(r: &RunResult) -> &ProfileResult {
+    assert_eq!(r.profiles.len(), 1);
+    &r.profiles[0]
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// A server that freezes (a GC pause, a stuck event loop) for `len` from `from` after its first
+/// request: a request arriving in that window is answered when the window ends, any other at once.
+async fn freezing_server(from: Duration, len: Duration) -> TestServer {
+    TestServer::start(move |a| async move {
+        let end = from + len;
+        if a.since_first >= from && a.since_first < end {
+            tokio::time::sleep(end - a.since_first).await;
+        }
+        support::reply(200, None)
+    })
+    .await
+}
+
+/// 200 requests per second for `secs` through a pool of 8 connections.
+fn open_scenario(url: &str, secs: u32, extra: &str) -> String {
+    format!(
+        r#"
+target = "{url}"
+[load]
+stages = [{{ duration = "{secs}s", rate = 200 }}]
+{extra}
+[[profiles]]
+preset = "recommended"
+max_connections = 8
+max_keepalive_connections = 8
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_second_stall_shows_in_the_open_models_p99_and_the_schedule_holds() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    // Without a stall: the baseline.
+    let calm = freezing_server(Duration::from_secs(60), Duration::ZERO).await;
+    let r = run(&open_scenario(&calm.url(), 2, "")).await;
+    let base = only(&r);
+    let open = base.open.as_ref().expect("open-model figures");
+    println!(
+        "open model, no stall: {} requests, scheduled {}, p50 {:.1} ms, p99 {:.1} ms, schedule lag p99 {:.1} ms",
+        base.requests,
+        open.scheduled,
+        ms(base.latency.p50_us),
+        ms(base.latency.p99_us),
+        ms(open.schedule_lag.p99_us)
+    );
+    assert_eq!(open.scheduled, 400);
+    assert_eq!((open.dropped, base.requests, base.ok), (0, 400, 400));
+    assert!(base.latency.p99_us < 100_000, "{:?}", base.latency);
+
+    // The server freezes from 2 s to 3 s into the 5-second run.
+    let stalling = freezing_server(Duration::from_secs(2), Duration::from_secs(1)).await;
+    let r = run(&open_scenario(&stalling.url(), 5, "")).await;
+    let p = only(&r);
+    let open = p.open.as_ref().unwrap();
+    println!(
+        "open model, 1 s stall: {} requests, scheduled {}, dropped {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        p.requests,
+        open.scheduled,
+        open.dropped,
+        ms(p.latency.p50_us),
+        ms(p.latency.p99_us),
+        ms(p.latency.max_us)
+    );
+    assert_eq!(open.scheduled, 1000, "200/s × 5 s");
+    assert_eq!((open.sent, open.dropped), (1000, 0));
+    assert_eq!((p.requests, p.ok, p.aborted), (1000, 1000, 0));
+    // A fifth of the requests were due during the stall; they waited up to a second for it to
+    // end (through a pool of 8), and their latency counts from when they were due.
+    assert!(
+        p.latency.p99_us >= 500_000,
+        "p99 {:.1} ms does not show the stall",
+        ms(p.latency.p99_us)
+    );
+    assert!(p.latency.max_us >= 900_000, "{:?}", p.latency);
+    assert!(p.latency.p50_us < 100_000, "{:?}", p.latency);
+    // Every second was scheduled at the rate, stall or not.
+    for s in &p.series[..5] {
+        assert!(
+            (199..=201).contains(&s.scheduled),
+            "second {}: {} scheduled",
+            s.second,
+            s.scheduled
+        );
+    }
+    // The pool of 8 was full during the stall: requests queued for a connection.
+    assert!(p.phase("pool_wait").max_us >= 500_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_model_hides_the_same_stall_in_its_p99() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    // Coordinated omission: 8 workers wait out the stall together, so only 8 slow requests are
+    // measured, however many would have been sent during it.
+    let stalling = freezing_server(Duration::from_secs(1), Duration::from_secs(1)).await;
+    let r = run(&format!(
+        r#"
+target = "{}"
+[load]
+stages = [{{ duration = "3s", concurrency = 8 }}]
+[[profiles]]
+preset = "recommended"
+"#,
+        stalling.url()
+    ))
+    .await;
+    let p = only(&r);
+    println!(
+        "closed model (8 workers), 1 s stall: {} requests, p99 {:.1} ms, max {:.1} ms",
+        p.requests,
+        ms(p.latency.p99_us),
+        ms(p.latency.max_us)
+    );
+    assert!(p.open.is_none());
+    assert!(p.latency.max_us >= 500_000, "the stall was not hit");
+    assert!(
+        p.latency.p99_us < 100_000,
+        "p99 {:.1} ms",
+        ms(p.latency.p99_us)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_due_beyond_max_in_flight_are_dropped_and_counted_per_second() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let stalling = freezing_server(Duration::from_secs(1), Duration::from_secs(1)).await;
+    let r = run(&open_scenario(&stalling.url(), 3, "max_in_flight = 20")).await;
+    let p = only(&r);
+    let open = p.open.as_ref().unwrap();
+    println!(
+        "max_in_flight 20, 1 s stall: scheduled {}, sent {}, dropped {} (per second: {:?})",
+        open.scheduled,
+        open.sent,
+        open.dropped,
+        p.series.iter().map(|s| s.dropped).collect::<Vec<_>>()
+    );
+    assert_eq!(open.scheduled, 600);
+    assert_eq!(open.max_in_flight, 20);
+    assert!(open.dropped >= 100, "{} dropped", open.dropped);
+    assert_eq!(open.sent + open.dropped, open.scheduled);
+    assert_eq!(p.requests + p.aborted, open.sent);
+    assert_eq!(p.series[0].dropped, 0);
+    assert!(p.series[1].dropped >= 100, "{:?}", p.series[1]);
+    let per_second: u64 = p.series.iter().map(|s| s.dropped).sum();
+    assert_eq!(per_second, open.dropped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_stops_the_open_model_at_once_and_counts_what_was_in_flight() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let stuck = freezing_server(Duration::from_millis(300), Duration::from_secs(60)).await;
+    let interrupt = CancellationToken::new();
+    let trigger = interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let r = run_with(&open_scenario(&stuck.url(), 10, ""), &interrupt).await;
+    let took = started.elapsed();
+    let p = only(&r);
+    assert!(r.interrupted && p.interrupted);
+    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    // ~0.7 s of requests were stuck in the frozen server.
+    assert!(p.aborted >= 100, "{} aborted", p.aborted);
+    let open = p.open.as_ref().unwrap();
+    assert!((190..=220).contains(&open.scheduled), "{open:?}");
+    assert_eq!(p.requests + p.aborted, open.sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_requests_ends_the_open_model_early() {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let r = run(r#"
+target = "mock"
+[load]
+stages = [{ duration = "10s", rate = 500 }]
+max_requests = 100
+"#)
+    .await;
+    let p = only(&r);
+    assert_eq!((p.requests, p.ok), (100, 100));
+    assert_eq!(p.open.as_ref().unwrap().scheduled, 100);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn quick_q_runs_the_open_model_and_refuses_c_with_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_connscope"))
+        .args([
+            "quick",
+            "mock",
+            "-q",
+            "100",
+            "-z",
+            "1s",
+            "--json",
+            "--no-sockets",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &report["profiles"][0];
+    assert_eq!(p["open"]["scheduled"], 100);
+    assert_eq!(p["requests"], 100);
+    assert_eq!(report["scenario"]["stages"][0]["rate"], 100.0);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_connscope"))
+        .args(["quick", "mock", "-q", "100", "-c", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-q") && err.contains("-c"), "{err}");
+}

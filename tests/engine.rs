@@ -1,32 +1,10 @@
 //! The engine against the bundled mock (and a closed port), over real loopback sockets.
 
-use connscope::engine::{self, Quiet};
+mod common;
+
+use common::{only, run};
 use connscope::metrics::{ErrorKind, hist};
 use connscope::report;
-use connscope::result::{ProfileResult, RunResult};
-use connscope::scenario::{self, Scenario};
-use tokio_util::sync::CancellationToken;
-
-fn scenario(text: &str) -> Scenario {
-    scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The runs measure time on a 2-core machine: one at a time, so that parallel tests do not
-/// distort each other's latencies.
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn run(text: &str) -> RunResult {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
-    let s = scenario(text);
-    engine::run(&s, &CancellationToken::new(), &Quiet)
-        .await
-        .expect("the run starts")
-}
-
-fn only(r: &RunResult) -> &ProfileResult {
-    assert_eq!(r.profiles.len(), 1);
-    &r.profiles[0]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_client_opens_at_most_max_connections_and_a_new_client_one_per_request() {

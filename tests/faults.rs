@@ -1,26 +1,10 @@
 //! Incidents reproduced for real against the misbehaving mock, with the evidence that says whose
 //! fault each one is: stale keep-alive, refusal by the server, TLS, rate limits and outages.
 
-use connscope::engine::{self, Quiet};
+mod common;
+
+use common::{profile, run};
 use connscope::metrics::ErrorKind;
-use connscope::result::{ProfileResult, RunResult};
-use connscope::scenario;
-use tokio_util::sync::CancellationToken;
-
-/// The runs measure time on a 2-core machine: one at a time.
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn run(text: &str) -> RunResult {
-    let _serial = ONE_RUN_AT_A_TIME.lock().await;
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    engine::run(&s, &CancellationToken::new(), &Quiet)
-        .await
-        .expect("the run starts")
-}
-
-fn profile<'a>(r: &'a RunResult, name: &str) -> &'a ProfileResult {
-    r.profiles.iter().find(|p| p.name == name).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keepalive_expiry_longer_than_the_servers_idle_timeout_gives_stale_connections() {

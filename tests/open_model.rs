@@ -6,36 +6,22 @@
 
 mod support;
 
+mod common;
+
+use common::{ONE_RUN_AT_A_TIME, ms, only};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use connscope::engine::{self, Quiet};
-use connscope::result::{ProfileResult, RunResult};
-use connscope::scenario;
+use connscope::result::RunResult;
 use support::TestServer;
 use tokio_util::sync::CancellationToken;
 
-/// The runs measure time on a 2-core machine: one at a time.
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 async fn run_with(text: &str, interrupt: &CancellationToken) -> RunResult {
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    engine::run(&s, interrupt, &Quiet)
-        .await
-        .expect("the run starts")
+    common::run_scenario(text, interrupt).await
 }
 
 async fn run(text: &str) -> RunResult {
     run_with(text, &CancellationToken::new()).await
-}
-
-fn only(r: &RunResult) -> &ProfileResult {
-    assert_eq!(r.profiles.len(), 1);
-    &r.profiles[0]
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
 }
 
 /// A server that freezes (a GC pause, a stuck event loop) for `len` from `from` after its first

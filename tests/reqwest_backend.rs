@@ -5,36 +5,22 @@
 //! The tests take turns (one lock): a new `reqwest::Client` per request is CPU-heavy (each one
 //! loads the system trust store) and would skew the timing assertions of the others on 2 cores.
 
+mod common;
+
+use common::{ONE_RUN_AT_A_TIME, ms, only};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use connscope::engine::{self, Quiet};
 use connscope::metrics::ErrorKind;
 use connscope::mock::{MockConfig, MockServer};
-use connscope::result::{ProfileResult, RunResult};
-use connscope::scenario;
+use connscope::result::RunResult;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-static TURN: Mutex<()> = Mutex::const_new(());
-
 async fn run(text: &str) -> RunResult {
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    engine::run(&s, &CancellationToken::new(), &Quiet)
-        .await
-        .expect("the run starts")
-}
-
-fn only(r: &RunResult) -> &ProfileResult {
-    assert_eq!(r.profiles.len(), 1);
-    &r.profiles[0]
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
+    common::run_scenario(text, &CancellationToken::new()).await
 }
 
 /// A TCP relay in front of the mock that counts the connections it accepts: the server side's
@@ -92,7 +78,7 @@ impl Drop for CountingRelay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_reqwest_client_reuses_connections_and_a_new_client_per_request_opens_one_each() {
-    let _turn = TURN.lock().await;
+    let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let mock = MockServer::start(([127, 0, 0, 1], 0).into(), MockConfig::default()).unwrap();
 
     // reuse_client = true: 1000 requests at concurrency 16 through 8 permits.
@@ -167,7 +153,7 @@ preset = "new-client-per-request"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_permits_than_workers_give_pool_timeouts_at_the_pool_timeout() {
-    let _turn = TURN.lock().await;
+    let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let r = run(r#"
 target = "mock"
 [mock]
@@ -209,7 +195,7 @@ timeout = { pool = "100ms" }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_timeout_shorter_than_the_server_is_a_read_timeout_on_a_connection_per_request() {
-    let _turn = TURN.lock().await;
+    let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let r = run(r#"
 target = "mock"
 [mock]
@@ -239,7 +225,7 @@ timeout = { read = "100ms" }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_with_nothing_listening_is_connect_refused() {
-    let _turn = TURN.lock().await;
+    let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -273,7 +259,7 @@ client = "reqwest"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_and_reqwest_profiles_of_one_scenario_give_comparable_results() {
-    let _turn = TURN.lock().await;
+    let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let r = run(r#"
 target = "mock"
 [mock]

@@ -4,23 +4,18 @@
 
 mod support;
 
+mod common;
+
+use common::ONE_RUN_AT_A_TIME;
 use std::time::Duration;
 
-use connscope::engine::{self, Quiet};
 use connscope::metrics::ErrorKind;
 use connscope::report;
 use connscope::result::{ProfileResult, RunResult};
-use connscope::scenario;
 use tokio_util::sync::CancellationToken;
 
-/// The runs measure time on a 2-core machine: one at a time.
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 async fn run(text: &str) -> RunResult {
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    engine::run(&s, &CancellationToken::new(), &Quiet)
-        .await
-        .expect("the run starts")
+    common::run_scenario(text, &CancellationToken::new()).await
 }
 
 fn pct(part: u64, whole: u64) -> f64 {

@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests that run scenarios through the engine.
+//!
+//! The runs measure time on a 2-core machine, so the tests of one binary take turns: either
+//! through [`run`], or by holding [`ONE_RUN_AT_A_TIME`] for a whole test and calling
+//! [`run_scenario`].
+
+#![allow(dead_code)] // each test file uses part of it
+
+use connscope::engine::{self, Quiet};
+use connscope::result::{ProfileResult, RunResult};
+use connscope::scenario;
+use tokio_util::sync::CancellationToken;
+
+/// Held while a run measures.
+pub static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Parses and runs a scenario (the caller takes care of taking turns).
+pub async fn run_scenario(text: &str, interrupt: &CancellationToken) -> RunResult {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    engine::run(&s, interrupt, &Quiet)
+        .await
+        .expect("the run starts")
+}
+
+/// Parses and runs a scenario, one run at a time.
+pub async fn run(text: &str) -> RunResult {
+    let _serial = ONE_RUN_AT_A_TIME.lock().await;
+    run_scenario(text, &CancellationToken::new()).await
+}
+
+/// The result of a single-profile run.
+pub fn only(r: &RunResult) -> &ProfileResult {
+    assert_eq!(r.profiles.len(), 1);
+    &r.profiles[0]
+}
+
+/// A profile's result by name.
+pub fn profile<'a>(r: &'a RunResult, name: &str) -> &'a ProfileResult {
+    r.profiles
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no profile {name}"))
+}
+
+/// Microseconds as milliseconds.
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}

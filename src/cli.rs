@@ -407,6 +407,7 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
             path: "/".into(),
             headers,
             body: a.body.map(bytes::Bytes::from).unwrap_or_default(),
+            stream: false,
         },
         load: {
             let duration = duration.unwrap_or(Duration::from_secs(3600));

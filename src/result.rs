@@ -36,6 +36,25 @@ pub struct RunResult {
     pub profiles: Vec<ProfileResult>,
 }
 
+/// What streamed responses looked like (time to first token, inter-token gaps).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamSummary {
+    /// Attempts read as event streams.
+    pub streams: u64,
+    /// Of which closed by `data: [DONE]`.
+    pub completed: u64,
+    /// Events (tokens) over all streams.
+    pub events: u64,
+    /// Mean events per stream.
+    pub events_per_stream: f64,
+    /// Events per second of streaming (body time), over all streams.
+    pub events_per_second: f64,
+    /// From sending the request to the first event (time to first token).
+    pub first_event: Summary,
+    /// Gaps between consecutive events (inter-token latency).
+    pub gap: Summary,
+}
+
 /// One failure class of a profile.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorClass {
@@ -190,6 +209,9 @@ pub struct ProfileResult {
     pub warnings: Vec<String>,
     /// Local socket evidence: peaks over the run (absent when sampling was off or impossible).
     pub sockets: Option<SocketSummary>,
+    /// Token streaming figures, when the request read server-sent events (`request.stream`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamSummary>,
     /// The server's view, when the target was the bundled mock: what it accepted, served, refused
     /// and saw the client abandon. Compare with the client's view above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,6 +344,23 @@ impl ProfileResult {
                 .map_or_else(Vec::new, |r| r.warnings()),
             sockets,
             server: None,
+            stream: (m.streams > 0).then(|| StreamSummary {
+                streams: m.streams,
+                completed: m.streams_done,
+                events: m.events,
+                events_per_stream: ((m.events as f64 / m.streams as f64) * 10.0).round() / 10.0,
+                events_per_second: {
+                    let body = m.histogram(Metric::Body);
+                    let secs = body.mean() * body.len() as f64 / 1e6;
+                    if secs > 0.0 {
+                        ((m.events as f64 / secs) * 10.0).round() / 10.0
+                    } else {
+                        0.0
+                    }
+                },
+                first_event: m.summary(Metric::FirstEvent),
+                gap: m.summary(Metric::EventGap),
+            }),
             series,
             histograms,
         }

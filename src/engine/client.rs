@@ -134,6 +134,7 @@ impl Client {
             failure: None,
             retry_after: None,
             call: None,
+            stream: None,
         };
         let result = match self {
             Client::Native(c) => c.exchange(started, &mut out).await,
@@ -185,6 +186,8 @@ pub struct NativeClient {
     template: Template,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// Read responses as server-sent events (`request.stream`).
+    stream: bool,
 }
 
 impl NativeClient {
@@ -201,6 +204,7 @@ impl NativeClient {
             template,
             read_timeout: profile.timeout.read.get(),
             write_timeout: profile.timeout.write.get(),
+            stream: spec.stream,
         })
     }
 
@@ -282,21 +286,32 @@ impl NativeClient {
         out.status = Some(status);
         out.retry_after = retry_after(resp.headers());
         let mut body = resp.into_body();
-        loop {
-            let frame = with_timeout(self.read_timeout, body.frame(), || {
+        let mut events = self.stream.then(|| super::sse::EventCounter::new(sent));
+        let read = loop {
+            let frame = match with_timeout(self.read_timeout, body.frame(), || {
                 read_timeout("the next body chunk", self.read_timeout)
             })
-            .await?;
+            .await
+            {
+                Ok(f) => f,
+                Err(f) => break Err(f),
+            };
             match frame {
-                None => break,
+                None => break Ok(()),
                 Some(Ok(f)) => {
                     if let Some(d) = f.data_ref() {
                         out.bytes += d.len() as u64;
+                        if let Some(c) = &mut events {
+                            c.feed(d, Instant::now());
+                        }
                     }
                 }
-                Some(Err(e)) => return Err(classify(&e, Phase::Body, reused)),
+                Some(Err(e)) => break Err(classify(&e, Phase::Body, reused)),
             }
-        }
+        };
+        // A stream cut short still tells how far it got.
+        out.stream = events.map(|c| Box::new(c.finish()));
+        read?;
         out.body = Some(head.elapsed());
         lease.reusable();
         status_failure(status)

@@ -18,6 +18,7 @@ pub mod pool;
 pub mod reqwest_client;
 pub mod retry;
 pub mod shards;
+pub mod sse;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

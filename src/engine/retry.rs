@@ -262,6 +262,7 @@ mod tests {
                 .map(Box::new),
             retry_after: None,
             call: None,
+            stream: None,
         }
     }
 

@@ -59,11 +59,15 @@ pub enum Metric {
     /// Idle time of the pooled connection behind each `StaleConnection` failure: how long a
     /// connection may sit idle before the server (or a middlebox) has dropped it.
     StaleIdle,
+    /// Streams: from sending the request to the first event (time to first token).
+    FirstEvent,
+    /// Streams: the gap between two consecutive events (inter-token latency).
+    EventGap,
 }
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Total,
         Metric::Call,
         Metric::Lag,
@@ -76,6 +80,8 @@ impl Metric {
         Metric::ReuseAge,
         Metric::ReuseIdle,
         Metric::StaleIdle,
+        Metric::FirstEvent,
+        Metric::EventGap,
     ];
 
     /// The stable name used in reports.
@@ -93,6 +99,8 @@ impl Metric {
             Metric::ReuseAge => "reuse_age",
             Metric::ReuseIdle => "reuse_idle",
             Metric::StaleIdle => "stale_idle",
+            Metric::FirstEvent => "first_event",
+            Metric::EventGap => "event_gap",
         }
     }
 }
@@ -322,6 +330,12 @@ pub struct ProfileMetrics {
     pub connections_opened: u64,
     /// Attempts that reused a pooled connection.
     pub reused: u64,
+    /// Attempts read as event streams.
+    pub streams: u64,
+    /// Events (tokens) received over all streams.
+    pub events: u64,
+    /// Streams closed by `data: [DONE]`.
+    pub streams_done: u64,
     /// The per-second series.
     pub series: Series,
 }
@@ -356,6 +370,9 @@ impl Default for ProfileMetrics {
             dropped: 0,
             connections_opened: 0,
             reused: 0,
+            streams: 0,
+            events: 0,
+            streams_done: 0,
             series: Series::default(),
         }
     }
@@ -384,6 +401,17 @@ impl ProfileMetrics {
     /// Adds one outcome (one attempt; the last of its request when it carries a [`CallEnd`]).
     pub fn record(&mut self, o: &Outcome) {
         self.attempts += 1;
+        if let Some(st) = &o.stream {
+            self.streams += 1;
+            self.events += u64::from(st.events);
+            self.streams_done += u64::from(st.done);
+            if let Some(first) = st.first_event {
+                hist::record(self.hist(Metric::FirstEvent), first);
+            }
+            for &gap in &st.gaps {
+                hist::record(self.hist(Metric::EventGap), gap);
+            }
+        }
         self.bytes += o.bytes;
         hist::record(self.hist(Metric::Total), o.total);
         hist::record(self.hist(Metric::Lag), o.lag);
@@ -643,6 +671,7 @@ mod tests {
             status: failure.is_none().then_some(200),
             failure: failure.map(|k| Box::new(Failure::new(k, "boom"))),
             retry_after: None,
+            stream: None,
             call: Some(CallEnd {
                 attempts: 1,
                 latency: Duration::from_millis(total_ms),

@@ -97,6 +97,8 @@ pub struct Outcome {
     pub retry_after: Option<Duration>,
     /// The caller's view, on the last attempt of a request; `None` on earlier attempts.
     pub call: Option<CallEnd>,
+    /// Token streaming figures, when the request reads a `text/event-stream` (`request.stream`).
+    pub stream: Option<Box<StreamStats>>,
 }
 
 impl Outcome {
@@ -104,4 +106,17 @@ impl Outcome {
     pub fn error_kind(&self) -> Option<ErrorKind> {
         self.failure.as_ref().map(|f| f.kind)
     }
+}
+
+/// What a streamed (server-sent events) response looked like to the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// From sending the request to the first `data:` event (time to first token).
+    pub first_event: Option<Duration>,
+    /// The gaps between consecutive events (inter-token latency).
+    pub gaps: Vec<Duration>,
+    /// `data:` events, not counting `[DONE]`.
+    pub events: u32,
+    /// Whether `data: [DONE]` closed the stream.
+    pub done: bool,
 }

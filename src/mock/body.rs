@@ -26,6 +26,8 @@ pub(crate) enum MockBody {
     Slow(Box<Trickle>),
     /// Part of it, then the connection is cut.
     Cut(Box<Cutting>),
+    /// Server-sent events, one token each, then `data: [DONE]`.
+    Events(Box<EventStream>),
 }
 
 impl MockBody {
@@ -71,6 +73,61 @@ impl MockBody {
             signalled: false,
             request,
         }))
+    }
+}
+
+impl MockBody {
+    /// `tokens` events `interval` apart (the first one interval from now), then `[DONE]`; the
+    /// request is marked done with the last event.
+    pub fn events(tokens: u32, interval: Duration, request: InFlight) -> MockBody {
+        MockBody::Events(Box::new(EventStream {
+            left: tokens,
+            sent: 0,
+            interval,
+            sleep: Box::pin(tokio::time::sleep(interval)),
+            finished: false,
+            request: Some(request),
+        }))
+    }
+}
+
+/// State of an event stream.
+pub(crate) struct EventStream {
+    left: u32,
+    sent: u32,
+    interval: Duration,
+    sleep: Pin<Box<Sleep>>,
+    finished: bool,
+    request: Option<InFlight>,
+}
+
+impl EventStream {
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        if self.left == 0 {
+            self.finished = true;
+            if let Some(request) = self.request.take() {
+                request.done();
+            }
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                b"data: [DONE]\n\n",
+            )))));
+        }
+        ready!(self.sleep.as_mut().poll(cx));
+        self.left -= 1;
+        self.sent += 1;
+        let next = self.sleep.deadline() + self.interval;
+        self.sleep.as_mut().reset(next);
+        let event = format!(
+            "data: {{\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{} \"}}}}]}}\n\n",
+            self.sent
+        );
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
     }
 }
 
@@ -156,6 +213,7 @@ impl Body for MockBody {
             MockBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             MockBody::Slow(trickle) => trickle.poll_chunk(cx),
             MockBody::Cut(cutting) => cutting.poll_part(),
+            MockBody::Events(events) => events.poll_event(cx),
         }
     }
 
@@ -164,6 +222,7 @@ impl Body for MockBody {
             MockBody::Full(bytes) => bytes.is_none(),
             MockBody::Slow(trickle) => trickle.rest.is_empty(),
             MockBody::Cut(_) => false,
+            MockBody::Events(events) => events.finished,
         }
     }
 
@@ -174,6 +233,7 @@ impl Body for MockBody {
             }
             MockBody::Slow(trickle) => SizeHint::with_exact(trickle.rest.len() as u64),
             MockBody::Cut(cutting) => SizeHint::with_exact(cutting.declared),
+            MockBody::Events(_) => SizeHint::default(),
         }
     }
 }

@@ -69,6 +69,11 @@ pub struct MockConfig {
     /// concurrency as on a saturated server. Default: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    /// Answer requests whose JSON body has `"stream": true` with server-sent events, as an
+    /// OpenAI-compatible `/v1/chat/completions` does: `tokens` chunks `interval` apart after the
+    /// head, then `data: [DONE]`. Default: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamTokens>,
     /// Serve HTTPS with a self-signed certificate made at start (HTTP/2 through ALPN).
     /// Default: false (cleartext HTTP/1.1 and h2c).
     #[serde(default)]
@@ -109,6 +114,7 @@ impl Default for MockConfig {
             workers: None,
             tls: false,
             ca_file: None,
+            stream: None,
         }
     }
 }
@@ -126,6 +132,14 @@ impl MockConfig {
     /// (`mock.rate_limit.rps`) and a message (`expected a number > 0, found 0`).
     pub fn validate(&self) -> Result<(), Invalid> {
         validate_status("mock.status", &self.status)?;
+        if let Some(st) = &self.stream
+            && !(1..=100_000).contains(&st.tokens)
+        {
+            return Err(invalid(
+                "mock.stream.tokens",
+                format!("expected 1..=100000 tokens, found {}", st.tokens),
+            ));
+        }
         self.latency
             .validate()
             .map_err(|m| invalid("mock.latency", m))?;
@@ -345,6 +359,16 @@ impl Outage {
         validate_status("mock.outage.status", &self.status)?;
         probability("mock.outage.fraction", self.fraction)
     }
+}
+
+/// `stream = { tokens = 64, interval = "20ms" }`: token streaming (server-sent events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamTokens {
+    /// Tokens (events) per response, 1..=100000. Required.
+    pub tokens: u32,
+    /// Time between two tokens; the first comes one interval after the head. Required.
+    pub interval: HumanDuration,
 }
 
 /// `slow_body = { bytes_per_second = 1000, chunk = 100 }`: the body is trickled in chunks, the

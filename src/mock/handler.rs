@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 
 use super::body::MockBody;
-use super::config::{LatencySampler, MockConfig};
+use super::config::{LatencySampler, MockConfig, StreamTokens};
 use super::conn::{ConnCtl, InFlight};
 use super::faults::{Cut, CutOdds, OutageWindow, StatusMix, TokenBucket};
 use super::server::Shared;
@@ -36,6 +36,7 @@ pub(crate) struct Responder {
     /// (bytes per second, chunk)
     slow_body: Option<(u64, usize)>,
     cuts: Option<CutOdds>,
+    stream: Option<StreamTokens>,
 }
 
 impl Responder {
@@ -64,6 +65,7 @@ impl Responder {
                 .as_ref()
                 .map(|s| (s.bytes_per_second, s.chunk_size())),
             cuts: CutOdds::new(config.reset_mid_response, config.close_after_headers),
+            stream: config.stream,
         }
     }
 }
@@ -79,9 +81,14 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let request = InFlight::begin(ctl);
     // Read the request body as a real server would (and so the connection stays reusable).
-    let _ = req.into_body().collect().await;
+    let body = req.into_body().collect().await;
     let shared = &request.ctl().shared;
     let r = &shared.responder;
+    // Only parsed when streaming is configured: the default path stays as cheap as before.
+    let stream = match (r.stream, body) {
+        (Some(st), Ok(b)) => wants_stream(&b.to_bytes()).then_some(st),
+        _ => None,
+    };
 
     if let Some(bucket) = &r.rate_limit
         && !bucket.try_take(Instant::now())
@@ -134,6 +141,16 @@ pub(crate) async fn handle(
     };
     drop(queue);
 
+    if let Some(st) = stream {
+        let mut resp = Response::new(MockBody::events(st.tokens, st.interval.get(), request));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        if let Ok(v) = HeaderValue::from_str(&timing) {
+            h.insert("server-timing", v);
+        }
+        return Ok(resp);
+    }
     let bytes = r.body.clone();
     let body = match (cut, r.slow_body) {
         (Some(cut), _) => {
@@ -157,6 +174,14 @@ pub(crate) async fn handle(
         h.insert("server-timing", v);
     }
     Ok(resp)
+}
+
+/// An OpenAI-style request asking for a stream: a JSON object with `"stream": true`.
+fn wants_stream(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("stream")?.as_bool())
+        == Some(true)
 }
 
 fn ms(d: Duration) -> f64 {

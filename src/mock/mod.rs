@@ -27,7 +27,7 @@ mod tls;
 
 pub use config::{
     IdleClose, Latency, LatencySampler, MAX_BODY_SIZE, MockConfig, Outage, OverLimit, RateLimit,
-    SlowBody, StatusWeight,
+    SlowBody, StatusWeight, StreamTokens,
 };
 pub use server::MockServer;
 pub use stats::{MockStats, RequestsBucket, RequestsPerConnection, STATS_PATH};

@@ -288,6 +288,28 @@ pub fn render(r: &RunResult) -> String {
             sock(|s| format!("{} / {}", s.peak_open_fds, s.limits.fd_limit)),
         );
     }
+    if ps.iter().any(|p| p.stream.is_some()) {
+        let st = |f: fn(&crate::result::StreamSummary) -> String| {
+            ps.iter()
+                .map(|p| p.stream.as_ref().map_or("-".to_string(), f))
+                .collect::<Vec<_>>()
+        };
+        t.heading("streaming (server-sent events)");
+        t.row("  time to first token", st(|s| p50_p99(&s.first_event)));
+        t.row("  inter-token gap", st(|s| p50_p99(&s.gap)));
+        t.row(
+            "  tokens per stream",
+            st(|s| format!("{:.1}", s.events_per_stream)),
+        );
+        t.row(
+            "  tokens per second",
+            st(|s| format!("{:.1}", s.events_per_second)),
+        );
+        t.row(
+            "  completed ([DONE])",
+            st(|s| format!("{} / {}", thousands(s.completed), thousands(s.streams))),
+        );
+    }
     if ps.iter().any(|p| p.server.is_some()) {
         type Pick = fn(&crate::mock::MockStats) -> u64;
         let rows: [(&str, Pick, bool); 9] = [

@@ -45,6 +45,7 @@ struct RawRequest {
     headers: BTreeMap<String, Spanned<String>>,
     body: Option<String>,
     json: Option<Spanned<toml::Value>>,
+    stream: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -393,6 +394,7 @@ fn convert_request(src: &Source, raw: RawRequest) -> Result<RequestSpec, Scenari
         path,
         headers,
         body,
+        stream: raw.stream.unwrap_or(false),
     })
 }
 

@@ -293,6 +293,8 @@ pub struct RequestSpec {
     pub headers: Vec<HeaderSpec>,
     /// Body (empty for none).
     pub body: Bytes,
+    /// Read the response as server-sent events and time its tokens (native client).
+    pub stream: bool,
 }
 
 /// What a stage holds once its ramp is done; every stage of a plan uses the same kind.

@@ -245,7 +245,7 @@ impl NativeClient {
             Some(r) => r,
             None => {
                 with_timeout(self.read_timeout, &mut send, || {
-                    read_timeout("the response head", self.read_timeout)
+                    read_timeout("response head", self.read_timeout)
                 })
                 .await?
             }
@@ -289,7 +289,7 @@ impl NativeClient {
         let mut events = self.stream.then(|| super::sse::EventCounter::new(sent));
         let read = loop {
             let frame = match with_timeout(self.read_timeout, body.frame(), || {
-                read_timeout("the next body chunk", self.read_timeout)
+                read_timeout("next body chunk", self.read_timeout)
             })
             .await
             {

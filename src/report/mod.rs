@@ -52,3 +52,26 @@ pub fn write_json(result: &RunResult, dir: &Path) -> io::Result<PathBuf> {
     std::fs::write(&path, to_json(result) + "\n")?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    /// serde_json's default float parser can be one ULP off; reports must round-trip exactly
+    /// (the `float_roundtrip` feature). These values came back different without it.
+    #[test]
+    fn floats_survive_the_json_round_trip_exactly() {
+        let values = [
+            188.933_333_333_333_37_f64,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            2.0f64.sqrt() * 1e-7,
+        ];
+        for v in values {
+            let text = serde_json::to_string(&v).unwrap();
+            let back: f64 = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v} came back as {back}");
+        }
+        let many: Vec<f64> = (1..2000).map(|i| 1.0 / f64::from(i) * 188.0).collect();
+        let back: Vec<f64> = serde_json::from_str(&serde_json::to_string(&many).unwrap()).unwrap();
+        assert_eq!(back, many);
+    }
+}

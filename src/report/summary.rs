@@ -290,9 +290,7 @@ pub fn render(r: &RunResult) -> String {
     }
     if ps.iter().any(|p| p.stream.is_some()) {
         let st = |f: fn(&crate::result::StreamSummary) -> String| {
-            ps.iter()
-                .map(|p| p.stream.as_ref().map_or("-".to_string(), f))
-                .collect::<Vec<_>>()
+            section_cells(ps, |p| p.stream.as_ref(), &f)
         };
         t.heading("streaming (server-sent events)");
         t.row("  time to first token", st(|s| p50_p99(&s.first_event)));

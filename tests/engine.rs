@@ -106,7 +106,7 @@ timeout = { read = "100ms" }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_port_with_nothing_listening_is_connect_refused() {
+async fn a_port_with_nothing_listening_is_connect_refused_for_both_backends() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -117,23 +117,32 @@ target = "http://127.0.0.1:{port}"
 [load]
 stages = [{{ duration = "5s", concurrency = 2 }}]
 max_requests = 20
+[[profiles]]
+name = "native"
+[[profiles]]
+name = "reqwest"
+client = "reqwest"
 "#
     ))
     .await;
-    let p = only(&r);
-    assert_eq!(p.requests, 20);
-    assert_eq!(
-        p.error_count(ErrorKind::ConnectRefused),
-        20,
-        "{:?}",
-        p.errors
-    );
-    assert_eq!(p.connections.opened, 0);
-    assert!(
-        p.errors[0].example.contains("127.0.0.1"),
-        "{}",
-        p.errors[0].example
-    );
+    for p in &r.profiles {
+        assert_eq!(p.requests, 20, "{}", p.name);
+        assert_eq!(
+            p.error_count(ErrorKind::ConnectRefused),
+            20,
+            "{}: {:?}",
+            p.name,
+            p.errors
+        );
+        assert_eq!(p.connections.opened, 0, "{}", p.name);
+        assert!(
+            p.errors[0].example.contains("127.0.0.1"),
+            "{}: {}",
+            p.name,
+            p.errors[0].example
+        );
+    }
+    assert_eq!(r.profiles.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

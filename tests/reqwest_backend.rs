@@ -224,40 +224,6 @@ timeout = { read = "100ms" }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_port_with_nothing_listening_is_connect_refused() {
-    let _turn = ONE_RUN_AT_A_TIME.lock().await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let r = run(&format!(
-        r#"
-target = "http://127.0.0.1:{port}"
-[load]
-stages = [{{ duration = "5s", concurrency = 2 }}]
-max_requests = 20
-[[profiles]]
-client = "reqwest"
-"#
-    ))
-    .await;
-    let p = only(&r);
-    assert_eq!(p.requests, 20);
-    assert_eq!(
-        p.error_count(ErrorKind::ConnectRefused),
-        20,
-        "{:?}",
-        p.errors
-    );
-    assert_eq!(p.connections.opened, 0);
-    assert!(
-        p.errors[0].example.contains("127.0.0.1"),
-        "{}",
-        p.errors[0].example
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_and_reqwest_profiles_of_one_scenario_give_comparable_results() {
     let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let r = run(r#"

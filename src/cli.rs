@@ -408,6 +408,7 @@ fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
             headers,
             body: a.body.map(bytes::Bytes::from).unwrap_or_default(),
             stream: false,
+            job: None,
         },
         load: {
             let duration = duration.unwrap_or(Duration::from_secs(3600));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ErrorKind, Metric, ProfileMetrics, SecondStats, Summary, hist};
+use crate::metrics::{ErrorKind, JobEnding, Metric, ProfileMetrics, SecondStats, Summary, hist};
 use crate::scenario::{LoadModel, Profile, ScenarioEcho};
 use crate::sockets::{SocketLimits, SocketSample, SocketSummary};
 
@@ -55,6 +55,29 @@ pub struct StreamSummary {
     pub gap: Summary,
 }
 
+/// What the async jobs did (`workload = "async"`): the job's view above the requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// Jobs that ended, however they ended (jobs abandoned at the end are not counted).
+    pub jobs: u64,
+    /// Jobs by how they ended (`completed`, `failed`, `deadline_exceeded`, `submit_failed`,
+    /// `no_id`, `poll_failed`); only endings that occurred.
+    pub endings: BTreeMap<String, u64>,
+    /// The submit request as the caller saw it (retries included).
+    pub submit: Summary,
+    /// Status polls per job.
+    pub polls_per_job: CountSummary,
+    /// From each job's due time until the client saw it end (or gave up at the deadline).
+    pub end_to_end: Summary,
+}
+
+impl JobSummary {
+    /// Jobs that ended so (0 if none).
+    pub fn ending(&self, ending: JobEnding) -> u64 {
+        self.endings.get(ending.name()).copied().unwrap_or(0)
+    }
+}
+
 /// One failure class of a profile.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorClass {
@@ -75,7 +98,7 @@ pub struct ErrorCount {
     pub count: u64,
 }
 
-/// A distribution of whole numbers (attempts per request).
+/// A distribution of whole numbers (attempts per request, polls per job).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CountSummary {
     /// Arithmetic mean (2 decimals).
@@ -212,6 +235,10 @@ pub struct ProfileResult {
     /// Token streaming figures, when the request read server-sent events (`request.stream`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamSummary>,
+    /// Async job figures, when the workload submits and polls jobs (`workload = "async"`); the
+    /// request figures above count every submit and poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobSummary>,
     /// The server's view, when the target was the bundled mock: what it accepted, served, refused
     /// and saw the client abandon. Compare with the client's view above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,6 +325,20 @@ impl ProfileResult {
             .map(|&k| (k.name().to_string(), hist::encode(m.histogram(k))))
             .collect();
         histograms.insert("attempts".into(), hist::encode(&m.attempts_per_request));
+        let jobs = (m.jobs() > 0).then(|| {
+            histograms.insert("polls_per_job".into(), hist::encode(&m.polls_per_job));
+            JobSummary {
+                jobs: m.jobs(),
+                endings: JobEnding::ALL
+                    .iter()
+                    .filter(|&&e| m.job_endings[e as usize] > 0)
+                    .map(|&e| (e.name().to_string(), m.job_endings[e as usize]))
+                    .collect(),
+                submit: m.summary(Metric::JobSubmit),
+                polls_per_job: count_summary(&m.polls_per_job),
+                end_to_end: m.summary(Metric::JobEndToEnd),
+            }
+        });
         ProfileResult {
             name: profile.name.clone(),
             settings: profile.clone(),
@@ -344,6 +385,7 @@ impl ProfileResult {
                 .map_or_else(Vec::new, |r| r.warnings()),
             sockets,
             server: None,
+            jobs,
             stream: (m.streams > 0).then(|| StreamSummary {
                 streams: m.streams,
                 completed: m.streams_done,
@@ -412,16 +454,7 @@ fn retry_stats(m: &ProfileMetrics) -> RetryStats {
             0.0
         },
         latency: m.summary(Metric::Call),
-        attempts_per_request: if a.is_empty() {
-            CountSummary::default()
-        } else {
-            CountSummary {
-                mean: (a.mean() * 100.0).round() / 100.0,
-                p50: a.value_at_quantile(0.5),
-                p99: a.value_at_quantile(0.99),
-                max: a.max(),
-            }
-        },
+        attempts_per_request: count_summary(a),
         backoff_us: m.backoff.as_micros() as u64,
         succeeded_after_retry: m.succeeded_after_retry,
         exhausted: m.exhausted,
@@ -429,5 +462,17 @@ fn retry_stats(m: &ProfileMetrics) -> RetryStats {
         retry_after_responses: m.retry_after_responses,
         retry_after_capped: m.retry_after_capped,
         final_errors,
+    }
+}
+
+fn count_summary(h: &hdrhistogram::Histogram<u64>) -> CountSummary {
+    if h.is_empty() {
+        return CountSummary::default();
+    }
+    CountSummary {
+        mean: (h.mean() * 100.0).round() / 100.0,
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
     }
 }

@@ -24,13 +24,22 @@ timeout = { read = "READ" }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn time_to_first_token_and_gaps_match_the_mocks_rate() {
+async fn time_to_first_token_and_gaps_match_the_mocks_rate_on_both_backends() {
     // Each gap (20 ms) is under the read timeout (100 ms); the whole generation (~450 ms) is not.
-    let r = run(&SCENARIO.replace("READ", "100ms")).await;
-    let p = only(&r);
+    let text = SCENARIO.replace("READ", "100ms")
+        + "name = \"native\"\n[[profiles]]\nname = \"reqwest\"\nclient = \"reqwest\"\ntimeout = { read = \"100ms\" }\n";
+    let r = run(&text).await;
+    assert_eq!(r.profiles.len(), 2);
+    for p in &r.profiles {
+        assert_stream_matches_the_mock(p);
+    }
+}
+
+fn assert_stream_matches_the_mock(p: &connscope::result::ProfileResult) {
     let s = p.stream.as_ref().expect("stream figures");
     eprintln!(
-        "streams {}, tokens/stream {}, TTFT p50 {} µs, gap p50 {} µs, {} tokens/s, failed {}",
+        "{}: streams {}, tokens/stream {}, TTFT p50 {} µs, gap p50 {} µs, {} tokens/s, failed {}",
+        p.name,
         s.streams,
         s.events_per_stream,
         s.first_event.p50_us,

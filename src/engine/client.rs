@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
@@ -23,6 +23,9 @@ use crate::scenario::{ClientBackend, Endpoint, Profile, RequestSpec};
 
 /// What every request of a run looks like; cloned cheaply per request.
 struct Template {
+    /// The endpoint's path prefix and origin, for the paths of async job polls.
+    base_path: String,
+    origin: String,
     method: Method,
     origin_form: Uri,
     absolute_form: Uri,
@@ -57,6 +60,8 @@ impl Template {
             headers.append(h.name.clone(), h.value.clone());
         }
         Ok(Template {
+            base_path: endpoint.base_path.clone(),
+            origin: endpoint.origin(),
             method: spec.method.clone(),
             origin_form,
             absolute_form,
@@ -92,6 +97,50 @@ impl Template {
         }
         (req, written)
     }
+
+    /// An async job's status poll: `GET` of `path` with the request's headers but no body.
+    fn build_poll(&self, path: &str, h2: bool) -> Result<Request<ReqBody>, Failure> {
+        let path = format!("{}{path}", self.base_path);
+        let absolute = h2 || self.use_absolute;
+        let uri = if absolute {
+            format!("{}{path}", self.origin).parse::<Uri>()
+        } else {
+            path.parse::<Uri>()
+        }
+        .map_err(|_| Failure::new(ErrorKind::Other, format!("not a valid poll path: {path}")))?;
+        let mut req = Request::new(ReqBody::new(Bytes::new()));
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        *headers = self.headers.clone();
+        headers.remove(CONTENT_TYPE);
+        if h2 {
+            *req.version_mut() = Version::HTTP_2;
+            req.headers_mut().remove(HOST);
+        }
+        Ok(req)
+    }
+}
+
+/// Which request an attempt sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind<'a> {
+    /// The scenario's request (an async job's submit).
+    Request,
+    /// `GET` of an async job's status path (the endpoint's prefix is added), with the request's
+    /// headers.
+    Poll(&'a str),
+}
+
+/// Most response body bytes an attempt keeps for the caller (an async job's id and status are
+/// read from them); the rest is read and counted, not kept.
+pub const MAX_CAPTURE: usize = 1 << 20;
+
+/// Appends `data` to `capture` up to [`MAX_CAPTURE`].
+pub(super) fn keep(capture: &mut Option<&mut Vec<u8>>, data: &[u8]) {
+    if let Some(buf) = capture {
+        let room = MAX_CAPTURE.saturating_sub(buf.len());
+        buf.extend_from_slice(&data[..data.len().min(room)]);
+    }
 }
 
 /// One profile's client against one endpoint, of the backend the profile names.
@@ -120,6 +169,29 @@ impl Client {
     /// wait and the pool timeout from now, when the client is actually called (the difference is
     /// the outcome's `lag`).
     pub async fn execute(&self, due: Instant, run_start: Instant) -> Outcome {
+        self.attempt(due, run_start, RequestKind::Request, None)
+            .await
+    }
+
+    /// [`Client::execute`] for `what`, keeping (up to [`MAX_CAPTURE`] bytes of) the response body.
+    pub async fn execute_capture(
+        &self,
+        due: Instant,
+        run_start: Instant,
+        what: RequestKind<'_>,
+    ) -> (Outcome, Vec<u8>) {
+        let mut body = Vec::new();
+        let out = self.attempt(due, run_start, what, Some(&mut body)).await;
+        (out, body)
+    }
+
+    async fn attempt(
+        &self,
+        due: Instant,
+        run_start: Instant,
+        what: RequestKind<'_>,
+        capture: Option<&mut Vec<u8>>,
+    ) -> Outcome {
         let started = Instant::now();
         let mut out = Outcome {
             at: Duration::ZERO,
@@ -135,10 +207,11 @@ impl Client {
             retry_after: None,
             call: None,
             stream: None,
+            job: None,
         };
         let result = match self {
-            Client::Native(c) => c.exchange(started, &mut out).await,
-            Client::Reqwest(c) => c.exchange(started, &mut out).await,
+            Client::Native(c) => c.exchange(started, &mut out, what, capture).await,
+            Client::Reqwest(c) => c.exchange(started, &mut out, what, capture).await,
         };
         if let Err(f) = result {
             out.failure = Some(Box::new(f));
@@ -253,7 +326,13 @@ impl NativeClient {
     }
 
     /// One attempt; `started` is when the client was called (pool wait and timeout count from it).
-    async fn exchange(&self, started: Instant, out: &mut Outcome) -> Result<(), Failure> {
+    async fn exchange(
+        &self,
+        started: Instant,
+        out: &mut Outcome,
+        what: RequestKind<'_>,
+        mut capture: Option<&mut Vec<u8>>,
+    ) -> Result<(), Failure> {
         let mut lease = match self.pool.checkout(started).await {
             Ok(l) => l,
             Err(e) => {
@@ -264,8 +343,14 @@ impl NativeClient {
         out.pool_wait = lease.pool_wait;
         out.conn = lease.usage;
         let reused = lease.usage.is_reused();
-        let track_write = self.write_timeout.is_some() && !self.template.body.is_empty();
-        let (req, written) = self.template.build(lease.is_h2(), track_write);
+        let (req, written) = match what {
+            RequestKind::Request => {
+                let track_write = self.write_timeout.is_some() && !self.template.body.is_empty();
+                self.template.build(lease.is_h2(), track_write)
+            }
+            RequestKind::Poll(path) => (self.template.build_poll(path, lease.is_h2())?, None),
+        };
+        let stream = self.stream && what == RequestKind::Request;
         let sent = Instant::now();
         let resp = self.send(&mut lease, req, written).await?.map_err(|e| {
             let mut f = classify(&e, Phase::Request, reused);
@@ -286,7 +371,7 @@ impl NativeClient {
         out.status = Some(status);
         out.retry_after = retry_after(resp.headers());
         let mut body = resp.into_body();
-        let mut events = self.stream.then(|| super::sse::EventCounter::new(sent));
+        let mut events = stream.then(|| super::sse::EventCounter::new(sent));
         let read = loop {
             let frame = match with_timeout(self.read_timeout, body.frame(), || {
                 read_timeout("next body chunk", self.read_timeout)
@@ -301,6 +386,7 @@ impl NativeClient {
                 Some(Ok(f)) => {
                     if let Some(d) = f.data_ref() {
                         out.bytes += d.len() as u64;
+                        keep(&mut capture, d);
                         if let Some(c) = &mut events {
                             c.feed(d, Instant::now());
                         }

@@ -5,20 +5,22 @@
 //! of `max_requests`, or an interrupt; then no new request starts, requests in flight get
 //! `graceful_stop` to finish, and after that (or at once on interrupt) they are abandoned and
 //! counted as aborted, not as errors. Both models share that, the `max_requests` claim, the
-//! in-flight gauge and the request path ([`Shared::call`]: the retry policy around the client).
+//! in-flight gauge and the request path (`Shared::work`: the retry policy around the client).
 //!
 //! - **Closed** (`concurrency` stages): `max_concurrency` worker tasks, round-robin over the
 //!   [`Shards`]; worker `i` sends requests
 //!   back to back while `i` is below the plan's current concurrency (a ramp raises or lowers it
 //!   every [`TICK`]). Latency counts from when the worker starts the request.
 //! - **Open** (`rate` stages): one pacer per [`Shards`] thread; shard `k` sends the
-//!   schedule's requests `k, k + shards, …` ([`pacer::Ticks`]) at their scheduled times and drives
+//!   schedule's requests `k, k + shards, …` ([`Ticks`]) at their scheduled times and drives
 //!   its requests in flight concurrently (a `FuturesUnordered` in the shard's task: no task spawn,
 //!   lock or channel send per request). Latency counts from the scheduled time, so a stalled server
 //!   or a full pool shows in the percentiles (no coordinated omission). A request due while
 //!   `max_in_flight` requests are in flight is dropped and counted, per second and in total.
 //!
-//! A request's attempts are recorded when the request ends; an abandoned request's are not.
+//! The unit of load is a request or, with `workload = "async"`, a job (`Shared::work`): the
+//! submit, then polls until the job ends, each a request through the same retry policy. A
+//! request's (or job's) attempts are recorded when it ends; an abandoned one's are not.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,12 +32,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::client::Client;
+use super::client::{Client, RequestKind};
 use super::pacer::{Schedule, Ticks};
 use super::retry::{Call, Retrier};
 use super::shards::Shards;
-use crate::metrics::{Gauges, Recorder, RecorderFactory};
-use crate::scenario::{LoadModel, LoadPlan};
+use crate::metrics::{Gauges, JobEnd, JobEnding, Outcome, Recorder, RecorderFactory};
+use crate::scenario::{JobSpec, JobState, LoadModel, LoadPlan};
 
 /// How often the controller re-reads the plan's concurrency.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -64,6 +66,8 @@ struct Shared {
     start: Instant,
     /// Closed model: each worker's pause between two requests.
     think_time: Duration,
+    /// `workload = "async"`: each unit of load is a job (submit, then polls).
+    job: Option<JobSpec>,
 }
 
 impl Shared {
@@ -83,20 +87,100 @@ impl Shared {
         }
     }
 
-    /// One request as the caller sees it, due at `due`: the retry policy around the client.
-    async fn call(&self, due: Instant) -> Call {
+    /// One unit of load due at `due`: a request as the caller sees it (the retry policy around
+    /// the client), or with `workload = "async"` a whole job.
+    async fn work(&self, due: Instant) -> Done {
+        match &self.job {
+            None => Done::Call(
+                self.retrier
+                    .call(due, |at| self.client.execute(at, self.start))
+                    .await,
+            ),
+            // Boxed: a request's future stays as small as it was without jobs.
+            Some(spec) => Done::Job(Box::pin(self.job(spec, due)).await),
+        }
+    }
+
+    /// One request of a job, `what`, due at `due`, with its last attempt's body.
+    async fn job_call(&self, due: Instant, what: RequestKind<'_>) -> Call<Vec<u8>> {
         self.retrier
-            .call(due, |at| self.client.execute(at, self.start))
+            .call_with(due, |at| self.client.execute_capture(at, self.start, what))
             .await
+    }
+
+    /// An async job due at `due`: the submit, then a poll every `interval` (or the poll's
+    /// `Retry-After`) until the job ends, a request fails or the deadline passes. Returns every
+    /// attempt; the last carries the [`JobEnd`].
+    async fn job(&self, spec: &JobSpec, due: Instant) -> Vec<Outcome> {
+        let submit = self.job_call(due, RequestKind::Request).await;
+        let submit_latency = submit.last.call.map_or(submit.last.total, |c| c.latency);
+        let submit_ok = submit.last.failure.is_none();
+        let mut wait = submit.last.retry_after.unwrap_or(spec.interval.get());
+        let id = submit_ok.then(|| spec.id_of(&submit.value)).flatten();
+        let mut outcomes: Vec<Outcome> = submit.outcomes().collect();
+        let mut polls = 0;
+        let ending = match id {
+            None if !submit_ok => JobEnding::SubmitFailed,
+            None => JobEnding::NoId,
+            Some(id) => {
+                let path = spec.poll_path(&id);
+                let deadline = due + spec.deadline.get();
+                loop {
+                    if Instant::now() + wait >= deadline {
+                        tokio::time::sleep_until(deadline.into()).await;
+                        break JobEnding::DeadlineExceeded;
+                    }
+                    tokio::time::sleep(wait).await;
+                    let poll = self
+                        .job_call(Instant::now(), RequestKind::Poll(&path))
+                        .await;
+                    polls += 1;
+                    let failed = poll.last.failure.is_some();
+                    wait = poll.last.retry_after.unwrap_or(spec.interval.get());
+                    let state = (!failed).then(|| spec.state_of(&poll.value));
+                    outcomes.extend(poll.outcomes());
+                    match state {
+                        None => break JobEnding::PollFailed,
+                        Some(JobState::Done) => break JobEnding::Completed,
+                        Some(JobState::Failed(_)) => break JobEnding::Failed,
+                        Some(JobState::Pending) => {}
+                    }
+                }
+            }
+        };
+        if let Some(last) = outcomes.last_mut() {
+            last.job = Some(Box::new(JobEnd {
+                ending,
+                submit: submit_latency,
+                polls,
+                end_to_end: due.elapsed(),
+            }));
+        }
+        outcomes
     }
 }
 
-/// Hands a finished request's attempts to the recorder, in order.
-fn record(recorder: &mut Recorder, call: Call) {
-    for o in call.earlier {
-        recorder.record(o);
+/// A finished unit of load.
+// Plain requests are the hot path: boxing the larger variant would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    /// One request (all its attempts).
+    Call(Call),
+    /// An async job: every attempt of its submit and polls, in order.
+    Job(Vec<Outcome>),
+}
+
+/// Hands a finished unit's attempts to the recorder, in order.
+fn record(recorder: &mut Recorder, done: Done) {
+    match done {
+        Done::Call(call) => {
+            for o in call.earlier {
+                recorder.record(o);
+            }
+            recorder.record(call.last);
+        }
+        Done::Job(outcomes) => outcomes.into_iter().for_each(|o| recorder.record(o)),
     }
-    recorder.record(call.last);
 }
 
 /// Drives the plan against the client until it ends; every outcome goes to a recorder.
@@ -105,6 +189,7 @@ fn record(recorder: &mut Recorder, call: Call) {
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan: &LoadPlan,
+    job: Option<JobSpec>,
     client: Arc<Client>,
     retrier: Retrier,
     recorders: RecorderFactory,
@@ -124,6 +209,7 @@ pub async fn run(
         aborted: AtomicU64::new(0),
         start,
         think_time: plan.think_time,
+        job,
     });
     let model = plan.model();
     let mut workers = JoinSet::new();
@@ -247,7 +333,7 @@ async fn closed_worker(
         let call = tokio::select! {
             biased;
             _ = &mut abort => None,
-            c = shared.call(due) => Some(c),
+            c = shared.work(due) => Some(c),
         };
         shared.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
         match call {
@@ -312,7 +398,7 @@ async fn open_shard(
                     scheduling = false;
                 } else {
                     recorder.scheduled(second, false);
-                    calls.push(shared.call(tick.due));
+                    calls.push(shared.work(tick.due));
                 }
             }
             Some(call) = calls.next(), if !calls.is_empty() => {

@@ -153,6 +153,7 @@ async fn run_profile(
     };
     let end = load::run(
         &scenario.load,
+        scenario.request.job.clone(),
         client.clone(),
         retry::Retrier::new(profile.retry.as_ref()),
         recorders,

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `reuse_client = true` | one `reqwest::Client` for the whole run | – |
 //! | `reuse_client = false` | a new `reqwest::Client` per request, dropped after its response (what the anti-pattern does) | building a client also builds its TLS configuration, loading the system trust store (rustls-platform-verifier): ~2 ms of CPU per request in a release build on the development machine. It lands in the request's total latency (in no phase), as in user code |
-//! | `max_connections` + `timeout.pool` | a fair [`Semaphore`] of `max_connections` permits (× [`H2_STREAMS`] for HTTP/2), taken before the request and held until its body is read; waiting longer than `timeout.pool` is a `PoolTimeout` and nothing is sent | reqwest has no cap on connections: this caps **requests in flight**, which for HTTP/1.1 approximates the connection cap. reqwest may still open more connections than permits: a connection goes back to its pool asynchronously after the body ends, so the next request, finding no idle connection, starts a new one. Like the native pool, the cap applies only with `reuse_client = true` |
+//! | `max_connections` + `timeout.pool` | a fair [`Semaphore`] of `max_connections` permits (× [`H2_STREAMS`](super::pool::H2_STREAMS) for HTTP/2), taken before the request and held until its body is read; waiting longer than `timeout.pool` is a `PoolTimeout` and nothing is sent | reqwest has no cap on connections: this caps **requests in flight**, which for HTTP/1.1 approximates the connection cap. reqwest may still open more connections than permits: a connection goes back to its pool asynchronously after the body ends, so the next request, finding no idle connection, starts a new one. Like the native pool, the cap applies only with `reuse_client = true` |
 //! | `max_keepalive_connections` | `pool_max_idle_per_host` (`none` = unlimited, reqwest's default) | per host, not per client (one endpoint per run, so the same) |
 //! | `keepalive_expiry` | `pool_idle_timeout` (`none` = forever; reqwest's default is 90 s) | idle connections dropped at expiry or found closed are not counted (`expired`, `closed_idle_discarded` stay 0) |
 //! | `timeout.connect` | `connect_timeout` | – |
@@ -64,7 +64,7 @@ use rustls_pki_types::pem::PemObject;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::EngineError;
-use super::client::status_failure;
+use super::client::{RequestKind, status_failure};
 use crate::metrics::error::{chain_message, classify};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase};
 use crate::result::PoolCounters;
@@ -81,6 +81,10 @@ pub struct ReqwestClient {
     /// The client shared by all requests (`reuse_client = true`); `None` = one per request.
     shared: Option<Built>,
     template: reqwest::Request,
+    /// The endpoint's path prefix, for the paths of async job polls.
+    base_path: String,
+    /// Read responses as server-sent events (`request.stream`).
+    stream: bool,
     slots: Option<Semaphore>,
     max_connections: Option<usize>,
     pool_timeout: Option<Duration>,
@@ -133,6 +137,8 @@ impl ReqwestClient {
             settings,
             shared,
             template,
+            base_path: endpoint.base_path.clone(),
+            stream: spec.stream,
             slots,
             max_connections: profile.max_connections,
             pool_timeout: profile.timeout.pool.get(),
@@ -179,12 +185,28 @@ impl ReqwestClient {
         Ok(permit.ok())
     }
 
+    /// An async job's status poll: `GET` of the endpoint's prefix + `path`, with the request's
+    /// headers but no body.
+    fn poll_request(&self, path: &str) -> Result<reqwest::Request, Failure> {
+        let mut url = self.template.url().clone();
+        let full = format!("{}{path}", self.base_path);
+        let (p, q) = full.split_once('?').unwrap_or((&full, ""));
+        url.set_path(p);
+        url.set_query((!q.is_empty()).then_some(q));
+        let mut req = reqwest::Request::new(reqwest::Method::GET, url);
+        *req.headers_mut() = self.template.headers().clone();
+        req.headers_mut().remove(http::header::CONTENT_TYPE);
+        Ok(req)
+    }
+
     /// Runs one attempt into `out`; a failure is returned for the caller to record. `started` is
     /// when the client was called (pool wait and timeout count from it).
     pub(super) async fn exchange(
         &self,
         started: Instant,
         out: &mut Outcome,
+        what: RequestKind<'_>,
+        mut capture: Option<&mut Vec<u8>>,
     ) -> Result<(), Failure> {
         let acquired = self.acquire(started).await;
         out.pool_wait = started.elapsed();
@@ -199,10 +221,13 @@ impl ReqwestClient {
                 &fresh
             }
         };
-        let req = self
-            .template
-            .try_clone()
-            .expect("the request body is in memory, so the request clones");
+        let req = match what {
+            RequestKind::Request => self
+                .template
+                .try_clone()
+                .expect("the request body is in memory, so the request clones"),
+            RequestKind::Poll(path) => self.poll_request(path)?,
+        };
         let sent = Instant::now();
         let mut resp = built
             .client
@@ -224,13 +249,24 @@ impl ReqwestClient {
         out.status = Some(status);
         out.retry_after = super::client::retry_after(resp.headers());
         let reused = out.conn.is_reused();
-        loop {
+        let mut events = (self.stream && what == RequestKind::Request)
+            .then(|| super::sse::EventCounter::new(sent));
+        let read = loop {
             match resp.chunk().await {
-                Ok(Some(chunk)) => out.bytes += chunk.len() as u64,
-                Ok(None) => break,
-                Err(e) => return Err(failure(&e, Phase::Body, reused)),
+                Ok(Some(chunk)) => {
+                    out.bytes += chunk.len() as u64;
+                    super::client::keep(&mut capture, &chunk);
+                    if let Some(c) = &mut events {
+                        c.feed(&chunk, Instant::now());
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(failure(&e, Phase::Body, reused)),
             }
-        }
+        };
+        // A stream cut short still tells how far it got.
+        out.stream = events.map(|c| Box::new(c.finish()));
+        read?;
         let end = Instant::now();
         out.body = Some(end.duration_since(head));
         if let Some(s) = seen {

@@ -24,11 +24,20 @@ use crate::scenario::{Jitter, RetryPolicy};
 
 /// Every attempt of one request, in order; the last carries the request's [`CallEnd`].
 #[derive(Debug)]
-pub struct Call {
+pub struct Call<T = ()> {
     /// The attempts that were retried (empty without retries: no allocation).
     pub earlier: Vec<Outcome>,
     /// The last attempt.
     pub last: Outcome,
+    /// What the last attempt returned besides its outcome (a captured body, for async jobs).
+    pub value: T,
+}
+
+impl<T> Call<T> {
+    /// Every attempt's outcome, in order.
+    pub fn outcomes(self) -> impl Iterator<Item = Outcome> {
+        self.earlier.into_iter().chain(std::iter::once(self.last))
+    }
 }
 
 /// Applies a profile's retry policy around single attempts. Shared by all workers of a run.
@@ -55,8 +64,22 @@ impl Retrier {
         F: FnMut(Instant) -> Fut,
         Fut: Future<Output = Outcome>,
     {
+        self.call_with(due, |at| {
+            let fut = attempt(at);
+            async move { (fut.await, ()) }
+        })
+        .await
+    }
+
+    /// [`Retrier::call`] for attempts that return a value besides their outcome; the call keeps
+    /// the last attempt's.
+    pub async fn call_with<T, F, Fut>(&self, due: Instant, mut attempt: F) -> Call<T>
+    where
+        F: FnMut(Instant) -> Fut,
+        Fut: Future<Output = (Outcome, T)>,
+    {
         let Some(policy) = &self.policy else {
-            let mut last = attempt(due).await;
+            let (mut last, value) = attempt(due).await;
             last.call = Some(CallEnd {
                 attempts: 1,
                 latency: last.total,
@@ -70,6 +93,7 @@ impl Retrier {
             return Call {
                 earlier: Vec::new(),
                 last,
+                value,
             };
         };
         if let Some(b) = &self.budget {
@@ -82,7 +106,7 @@ impl Retrier {
         let mut attempt_due = due;
         let mut n = 1;
         loop {
-            let mut o = attempt(attempt_due).await;
+            let (mut o, value) = attempt(attempt_due).await;
             let ending = if o.failure.is_none() {
                 Some(CallEnding::Succeeded)
             } else if !retryable(policy, &o) {
@@ -102,7 +126,11 @@ impl Retrier {
                     retry_after_capped: capped,
                     ending,
                 });
-                return Call { earlier, last: o };
+                return Call {
+                    earlier,
+                    last: o,
+                    value,
+                };
             }
             let (wait, was_capped) = wait_after(policy, n, &o, &mut rand::rng());
             capped += u32::from(was_capped);
@@ -263,6 +291,7 @@ mod tests {
             retry_after: None,
             call: None,
             stream: None,
+            job: None,
         }
     }
 

@@ -6,7 +6,7 @@
 //!
 //! What counts what: every outcome is an attempt, and the wire view counts attempts (`attempts`,
 //! the `total` and phase histograms, `status`, `errors`); the caller's view counts requests, from
-//! the outcomes that carry a [`CallEnd`] (`requests`, `ok`, `final_errors`, the `call` histogram,
+//! the outcomes that carry a [`CallEnd`](super::CallEnd) (`requests`, `ok`, `final_errors`, the `call` histogram,
 //! attempts per request and the retry counters). Without retries the two are the same.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::error::ErrorKind;
-use super::event::{CallEnding, ConnUse, Outcome};
+use super::event::{CallEnding, ConnUse, JobEnding, Outcome};
 use super::hist::{self, Summary};
 use crate::sockets::SocketSample;
 
@@ -63,11 +63,15 @@ pub enum Metric {
     FirstEvent,
     /// Streams: the gap between two consecutive events (inter-token latency).
     EventGap,
+    /// Async jobs: the submit request as the caller saw it (retries included).
+    JobSubmit,
+    /// Async jobs: from the job's due time until the client saw it end.
+    JobEndToEnd,
 }
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 16] = [
         Metric::Total,
         Metric::Call,
         Metric::Lag,
@@ -82,6 +86,8 @@ impl Metric {
         Metric::StaleIdle,
         Metric::FirstEvent,
         Metric::EventGap,
+        Metric::JobSubmit,
+        Metric::JobEndToEnd,
     ];
 
     /// The stable name used in reports.
@@ -101,6 +107,8 @@ impl Metric {
             Metric::StaleIdle => "stale_idle",
             Metric::FirstEvent => "first_event",
             Metric::EventGap => "event_gap",
+            Metric::JobSubmit => "job_submit",
+            Metric::JobEndToEnd => "job_end_to_end",
         }
     }
 }
@@ -336,12 +344,18 @@ pub struct ProfileMetrics {
     pub events: u64,
     /// Streams closed by `data: [DONE]`.
     pub streams_done: u64,
+    /// Async jobs by how they ended, indexed like [`JobEnding::ALL`].
+    pub job_endings: [u64; JobEnding::ALL.len()],
+    /// Async jobs: status polls per job.
+    pub polls_per_job: Histogram<u64>,
     /// The per-second series.
     pub series: Series,
 }
 
 /// Most attempts the attempts-per-request histogram holds exactly.
 const MAX_ATTEMPTS_TRACKED: u64 = 1000;
+/// Most polls the polls-per-job histogram holds (more are counted as this many).
+const MAX_POLLS_TRACKED: u64 = 1_000_000;
 
 impl Default for ProfileMetrics {
     fn default() -> Self {
@@ -373,6 +387,9 @@ impl Default for ProfileMetrics {
             streams: 0,
             events: 0,
             streams_done: 0,
+            job_endings: [0; JobEnding::ALL.len()],
+            polls_per_job: Histogram::new_with_bounds(1, MAX_POLLS_TRACKED, 3)
+                .expect("static histogram bounds are valid"),
             series: Series::default(),
         }
     }
@@ -393,12 +410,17 @@ impl ProfileMetrics {
         Summary::of(self.histogram(m))
     }
 
+    /// Async jobs that ended (however they ended).
+    pub fn jobs(&self) -> u64 {
+        self.job_endings.iter().sum()
+    }
+
     /// Failed requests (after all their attempts).
     pub fn failed(&self) -> u64 {
         self.requests - self.ok
     }
 
-    /// Adds one outcome (one attempt; the last of its request when it carries a [`CallEnd`]).
+    /// Adds one outcome (one attempt; the last of its request when it carries a [`CallEnd`](super::CallEnd)).
     pub fn record(&mut self, o: &Outcome) {
         self.attempts += 1;
         if let Some(st) = &o.stream {
@@ -411,6 +433,13 @@ impl ProfileMetrics {
             for &gap in &st.gaps {
                 hist::record(self.hist(Metric::EventGap), gap);
             }
+        }
+        if let Some(job) = &o.job {
+            self.job_endings[job.ending as usize] += 1;
+            hist::record(self.hist(Metric::JobSubmit), job.submit);
+            hist::record(self.hist(Metric::JobEndToEnd), job.end_to_end);
+            self.polls_per_job
+                .saturating_record(u64::from(job.polls).min(MAX_POLLS_TRACKED));
         }
         self.bytes += o.bytes;
         hist::record(self.hist(Metric::Total), o.total);
@@ -672,6 +701,7 @@ mod tests {
             failure: failure.map(|k| Box::new(Failure::new(k, "boom"))),
             retry_after: None,
             stream: None,
+            job: None,
             call: Some(CallEnd {
                 attempts: 1,
                 latency: Duration::from_millis(total_ms),

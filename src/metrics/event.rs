@@ -2,7 +2,8 @@
 //!
 //! A request as the caller sees it (a "call") is one or more attempts: without retries exactly
 //! one. The outcome of a request's last attempt carries a [`CallEnd`] with the caller's view
-//! (attempts, latency including backoff, why it ended); earlier attempts carry none.
+//! (attempts, latency including backoff, why it ended); earlier attempts carry none. With
+//! `workload = "async"` the last attempt of a job also carries its [`JobEnd`].
 
 use std::time::Duration;
 
@@ -99,6 +100,8 @@ pub struct Outcome {
     pub call: Option<CallEnd>,
     /// Token streaming figures, when the request reads a `text/event-stream` (`request.stream`).
     pub stream: Option<Box<StreamStats>>,
+    /// On the last attempt of an async job (`workload = "async"`): how the job went.
+    pub job: Option<Box<JobEnd>>,
 }
 
 impl Outcome {
@@ -106,6 +109,60 @@ impl Outcome {
     pub fn error_kind(&self) -> Option<ErrorKind> {
         self.failure.as_ref().map(|f| f.kind)
     }
+}
+
+/// Why an async job (submit, then polls) ended, as the client saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobEnding {
+    /// A poll said the job is done.
+    Completed,
+    /// A poll said the job failed.
+    Failed,
+    /// The job was still pending when `poll.deadline` passed: the client gave up.
+    DeadlineExceeded,
+    /// The submit request failed (after its retries).
+    SubmitFailed,
+    /// The submit succeeded but its body held no id at `poll.id`.
+    NoId,
+    /// A poll request failed (after its retries).
+    PollFailed,
+}
+
+impl JobEnding {
+    /// Every ending, in report order.
+    pub const ALL: [JobEnding; 6] = [
+        JobEnding::Completed,
+        JobEnding::Failed,
+        JobEnding::DeadlineExceeded,
+        JobEnding::SubmitFailed,
+        JobEnding::NoId,
+        JobEnding::PollFailed,
+    ];
+
+    /// The stable name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobEnding::Completed => "completed",
+            JobEnding::Failed => "failed",
+            JobEnding::DeadlineExceeded => "deadline_exceeded",
+            JobEnding::SubmitFailed => "submit_failed",
+            JobEnding::NoId => "no_id",
+            JobEnding::PollFailed => "poll_failed",
+        }
+    }
+}
+
+/// The client's view of one async job, on the outcome of its last attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobEnd {
+    /// Why it ended.
+    pub ending: JobEnding,
+    /// The submit request's latency as the caller saw it (retries included).
+    pub submit: Duration,
+    /// Status polls made (each one request, whatever its retries).
+    pub polls: u32,
+    /// From the moment the job was due until the client saw it end (or gave up).
+    pub end_to_end: Duration,
 }
 
 /// What a streamed (server-sent events) response looked like to the client.

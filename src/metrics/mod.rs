@@ -17,5 +17,5 @@ pub use collect::{
     RecorderFactory, SecondStats, Series, SocketFeed, channel, collect,
 };
 pub use error::{ErrorKind, Failure, Phase};
-pub use event::{CallEnd, CallEnding, ConnUse, Outcome, StreamStats};
+pub use event::{CallEnd, CallEnding, ConnUse, JobEnd, JobEnding, Outcome, StreamStats};
 pub use hist::Summary;

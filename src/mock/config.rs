@@ -74,6 +74,12 @@ pub struct MockConfig {
     /// head, then `data: [DONE]`. Default: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamTokens>,
+    /// An async job API (`jobs = { duration = "2s" }`): `POST {path}` answers `202` with
+    /// `{"id": "job-N", "status": "queued"}` and a `Location`; `GET {path}/{id}` answers
+    /// `{"id", "status"}`, `running` until the job's duration has passed since its submit, then
+    /// `succeeded` (or `failed`, with probability `fail`). Default: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Jobs>,
     /// Serve HTTPS with a self-signed certificate made at start (HTTP/2 through ALPN).
     /// Default: false (cleartext HTTP/1.1 and h2c).
     #[serde(default)]
@@ -115,6 +121,7 @@ impl Default for MockConfig {
             tls: false,
             ca_file: None,
             stream: None,
+            jobs: None,
         }
     }
 }
@@ -172,6 +179,9 @@ impl MockConfig {
             s.validate()?;
         }
         at_least_one("mock.workers", self.workers)?;
+        if let Some(j) = &self.jobs {
+            j.validate()?;
+        }
         if let Some(path) = &self.ca_file
             && !self.tls
         {
@@ -226,6 +236,42 @@ fn at_least_one(key: &str, n: Option<usize>) -> Result<(), Invalid> {
     match n {
         Some(0) => Err(invalid(key, "expected at least 1, found 0")),
         _ => Ok(()),
+    }
+}
+
+/// `jobs = { path = "/v1/jobs", duration = { p50 = "2s", p99 = "10s" }, fail = 0.05 }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jobs {
+    /// Where jobs are submitted (`POST`); their status is at `{path}/{id}`. Default: `/v1/jobs`.
+    #[serde(default = "default_jobs_path")]
+    pub path: String,
+    /// How long a job runs after its submit: fixed, `{ min, max }` or `{ p50, p99 }`. Required.
+    pub duration: Latency,
+    /// Probability (0..=1) that a job ends `failed` instead of `succeeded`. Default: 0.
+    #[serde(default)]
+    pub fail: f64,
+}
+
+fn default_jobs_path() -> String {
+    "/v1/jobs".into()
+}
+
+impl Jobs {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !self.path.starts_with('/') || self.path.trim_end_matches('/').is_empty() {
+            return Err(invalid(
+                "mock.jobs.path",
+                format!(
+                    "expected a path such as \"/v1/jobs\", found {:?}",
+                    self.path
+                ),
+            ));
+        }
+        self.duration
+            .validate()
+            .map_err(|m| invalid("mock.jobs.duration", m))?;
+        probability("mock.jobs.fail", self.fail)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The mock's request handler: read the request, then answer as the config says (rate limit,
-//! outage, worker queue, latency, status mix, body, cuts), with a `Server-Timing` header.
+//! outage, worker queue, latency, status mix, body or job answer, cuts), with a `Server-Timing`
+//! header.
 //!
 //! In: a request and its connection's [`ConnCtl`]. Out: a response whose body is a
 //! [`MockBody`]. `GET /__connscope/stats` is answered here too, with no fault or latency. With the
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -22,6 +23,7 @@ use super::body::MockBody;
 use super::config::{LatencySampler, MockConfig, StreamTokens};
 use super::conn::{ConnCtl, InFlight};
 use super::faults::{Cut, CutOdds, OutageWindow, StatusMix, TokenBucket};
+use super::jobs::{JobRoute, JobStore};
 use super::server::Shared;
 use super::stats::{Counters, STATS_PATH};
 
@@ -37,6 +39,7 @@ pub(crate) struct Responder {
     slow_body: Option<(u64, usize)>,
     cuts: Option<CutOdds>,
     stream: Option<StreamTokens>,
+    jobs: Option<JobStore>,
 }
 
 impl Responder {
@@ -66,6 +69,7 @@ impl Responder {
                 .map(|s| (s.bytes_per_second, s.chunk_size())),
             cuts: CutOdds::new(config.reset_mid_response, config.close_after_headers),
             stream: config.stream,
+            jobs: config.jobs.as_ref().map(JobStore::new),
         }
     }
 }
@@ -79,6 +83,10 @@ pub(crate) async fn handle(
         return Ok(stats_response(&ctl.shared));
     }
     let started = Instant::now();
+    let job = match &ctl.shared.responder.jobs {
+        Some(jobs) => jobs.route(req.method(), req.uri().path()),
+        None => None,
+    };
     let request = InFlight::begin(ctl);
     // Read the request body as a real server would (and so the connection stays reusable).
     let body = req.into_body().collect().await;
@@ -146,6 +154,31 @@ pub(crate) async fn handle(
         *resp.status_mut() = status;
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        if let Ok(v) = HeaderValue::from_str(&timing) {
+            h.insert("server-timing", v);
+        }
+        return Ok(resp);
+    }
+    if let (Some(route), Some(jobs), true) = (job, &r.jobs, status.is_success()) {
+        let now = Instant::now();
+        let answer = match route {
+            JobRoute::Submit => {
+                Counters::bump(&shared.counters.jobs_submitted);
+                jobs.submit(now)
+            }
+            JobRoute::Status(id) => {
+                Counters::bump(&shared.counters.job_polls);
+                jobs.status(&id, now)
+            }
+        };
+        request.done();
+        let mut resp = Response::new(MockBody::full(answer.body));
+        *resp.status_mut() = answer.status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(v) = answer.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert(LOCATION, v);
+        }
         if let Ok(v) = HeaderValue::from_str(&timing) {
             h.insert("server-timing", v);
         }

@@ -5,14 +5,14 @@
 //! endpoints show (idle keep-alive timeout closing with FIN or reset, a connection limit that
 //! refuses or resets, resets mid-response, closes after headers, 429 with `Retry-After` above a
 //! rate, an outage window of 5xx, a slow body, a worker pool that saturates, TLS with a
-//! self-signed certificate). Out: a listening [`MockServer`] on its own runtime and threads,
+//! self-signed certificate) and an async job API to submit to and poll. Out: a listening [`MockServer`] on its own runtime and threads,
 //! started in-process for `target = "mock"` or standalone by `connscope mock`, and its
 //! [`MockStats`] (also at `GET /__connscope/stats`). Every response carries a `Server-Timing`
 //! header with the mock's own processing time (and queue time with `workers`).
 //! It does not measure the client; the engine does.
 //!
 //! Parts: [`config`](MockConfig) and `latency` describe; `faults` decides per request;
-//! `handler` answers; `body` sends; `conn` serves one connection and cuts it; `server` listens
+//! `handler` answers (`jobs` keeps the async jobs); `body` sends; `conn` serves one connection and cuts it; `server` listens
 //! and enforces the connection limit; `tls` makes certificates; `stats` counts.
 
 mod body;
@@ -20,14 +20,15 @@ mod config;
 mod conn;
 mod faults;
 mod handler;
+mod jobs;
 mod latency;
 mod server;
 mod stats;
 mod tls;
 
 pub use config::{
-    IdleClose, Latency, LatencySampler, MAX_BODY_SIZE, MockConfig, Outage, OverLimit, RateLimit,
-    SlowBody, StatusWeight, StreamTokens,
+    IdleClose, Jobs, Latency, LatencySampler, MAX_BODY_SIZE, MockConfig, Outage, OverLimit,
+    RateLimit, SlowBody, StatusWeight, StreamTokens,
 };
 pub use server::MockServer;
 pub use stats::{MockStats, RequestsBucket, RequestsPerConnection, STATS_PATH};

@@ -52,6 +52,12 @@ pub struct MockStats {
     pub outage_responses: u64,
     /// TLS handshakes that failed or timed out (`tls`).
     pub tls_handshake_failures: u64,
+    /// Async jobs created (`jobs`).
+    #[serde(default)]
+    pub jobs_submitted: u64,
+    /// Status polls of async jobs answered (unknown ids included).
+    #[serde(default)]
+    pub job_polls: u64,
 }
 
 /// Requests per connection: the distribution over served connections.
@@ -90,6 +96,8 @@ pub(crate) struct Counters {
     pub rate_limited: AtomicU64,
     pub outage_responses: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
+    pub jobs_submitted: AtomicU64,
+    pub job_polls: AtomicU64,
 }
 
 impl Counters {
@@ -110,6 +118,8 @@ impl Counters {
         stats.rate_limited = get(&self.rate_limited);
         stats.outage_responses = get(&self.outage_responses);
         stats.tls_handshake_failures = get(&self.tls_handshake_failures);
+        stats.jobs_submitted = get(&self.jobs_submitted);
+        stats.job_polls = get(&self.job_polls);
     }
 }
 

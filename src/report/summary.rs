@@ -308,9 +308,42 @@ pub fn render(r: &RunResult) -> String {
             st(|s| format!("{} / {}", thousands(s.completed), thousands(s.streams))),
         );
     }
+    if ps.iter().any(|p| p.jobs.is_some()) {
+        let jb = |f: fn(&crate::result::JobSummary) -> String| {
+            section_cells(ps, |p| p.jobs.as_ref(), &f)
+        };
+        t.heading("async jobs (submit, then poll)");
+        t.row("  jobs ended", jb(|j| thousands(j.jobs)));
+        for e in crate::metrics::JobEnding::ALL {
+            if ps
+                .iter()
+                .any(|p| p.jobs.as_ref().is_some_and(|j| j.ending(e) > 0))
+            {
+                let label = format!("    {}", e.name().replace('_', " "));
+                let cells = ps
+                    .iter()
+                    .map(|p| {
+                        p.jobs
+                            .as_ref()
+                            .map_or("-".into(), |j| thousands(j.ending(e)))
+                    })
+                    .collect();
+                t.row(&label, cells);
+            }
+        }
+        t.row("  submit p50 / p99", jb(|j| p50_p99(&j.submit)));
+        t.row(
+            "  polls per job",
+            jb(|j| {
+                let c = &j.polls_per_job;
+                format!("{:.1} (p50 {}, max {})", c.mean, c.p50, c.max)
+            }),
+        );
+        t.row("  end to end p50 / p99", jb(|j| p50_p99(&j.end_to_end)));
+    }
     if ps.iter().any(|p| p.server.is_some()) {
         type Pick = fn(&crate::mock::MockStats) -> u64;
-        let rows: [(&str, Pick, bool); 9] = [
+        let rows: [(&str, Pick, bool); 11] = [
             ("  connections accepted", |m| m.connections_accepted, true),
             ("  requests served", |m| m.requests, true),
             (
@@ -324,6 +357,8 @@ pub fn render(r: &RunResult) -> String {
             ("  resets injected", |m| m.resets_mid_response, false),
             ("  429 sent", |m| m.rate_limited, false),
             ("  outage responses", |m| m.outage_responses, false),
+            ("  jobs submitted", |m| m.jobs_submitted, false),
+            ("  job polls answered", |m| m.job_polls, false),
         ];
         t.heading("server (bundled mock)");
         for (label, pick, always) in rows {

@@ -15,6 +15,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::job::{ID_PLACEHOLDER, JobSpec};
 use super::profile::{ClientBackend, HttpVersion, PRESET_NAMES, Profile, TlsSettings};
 use super::retry::{Jitter, RetryPolicy};
 use super::{HeaderSpec, Level, LoadPlan, RequestSpec, Scenario, ScenarioError, Stage, Target};
@@ -34,6 +35,20 @@ struct RawScenario {
     profiles: Vec<Spanned<RawProfile>>,
     #[serde(default)]
     measure: super::Measure,
+    workload: Option<Spanned<String>>,
+    poll: Option<Spanned<RawPoll>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoll {
+    path: Option<Spanned<String>>,
+    interval: Option<Spanned<HumanDuration>>,
+    deadline: Option<Spanned<HumanDuration>>,
+    id: Option<Spanned<String>>,
+    status: Option<Spanned<String>>,
+    done: Option<Spanned<Vec<String>>>,
+    failed: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -267,7 +282,8 @@ fn toml_error(src: &Source, e: &toml::de::Error, key: &str) -> ScenarioError {
 
 fn convert(src: &Source, raw: RawScenario) -> Result<Scenario, ScenarioError> {
     let target = convert_target(src, &raw)?;
-    let request = convert_request(src, raw.request)?;
+    let mut request = convert_request(src, raw.request)?;
+    request.job = convert_workload(src, raw.workload, raw.poll, &request)?;
     let load = convert_load(src, raw.load)?;
     // The mock writes its CA file when it starts, after parsing: a profile may name it already.
     let mock_ca = match &target {
@@ -395,7 +411,122 @@ fn convert_request(src: &Source, raw: RawRequest) -> Result<RequestSpec, Scenari
         headers,
         body,
         stream: raw.stream.unwrap_or(false),
+        job: None,
     })
+}
+
+/// `workload` and `[poll]`: the async job spec, or `None` for one request per unit of load.
+fn convert_workload(
+    src: &Source,
+    workload: Option<Spanned<String>>,
+    poll: Option<Spanned<RawPoll>>,
+    request: &RequestSpec,
+) -> Result<Option<JobSpec>, ScenarioError> {
+    let is_async = match &workload {
+        None => false,
+        Some(w) => match w.get_ref().as_str() {
+            "request" => false,
+            "async" => true,
+            other => {
+                return Err(src.at(
+                    w,
+                    "workload",
+                    format!("expected \"request\" or \"async\" (submit and poll), found {other:?}"),
+                ));
+            }
+        },
+    };
+    if !is_async {
+        return match poll {
+            Some(p) => Err(src.at(
+                &p,
+                "poll",
+                "a [poll] table only applies with workload = \"async\"",
+            )),
+            None => Ok(None),
+        };
+    }
+    if request.stream {
+        let w = workload.as_ref().expect("async was written");
+        return Err(src.at(
+            w,
+            "workload",
+            "expected either request.stream = true or workload = \"async\", found both",
+        ));
+    }
+    let default_path = format!(
+        "{}/{ID_PLACEHOLDER}",
+        request
+            .path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/')
+    );
+    let mut spec = JobSpec::new(default_path);
+    let Some(poll) = poll else {
+        return Ok(Some(spec));
+    };
+    let poll = poll.into_inner();
+    if let Some(p) = poll.path {
+        let path = p.get_ref();
+        if !path.starts_with('/') || !path.contains(ID_PLACEHOLDER) {
+            return Err(src.at(
+                &p,
+                "poll.path",
+                format!(
+                    "expected a path starting with '/' that holds {ID_PLACEHOLDER}, found {path:?}"
+                ),
+            ));
+        }
+        spec.path = path.clone();
+    }
+    if let Some(i) = poll.interval {
+        if i.get_ref().get() < JobSpec::MIN_INTERVAL {
+            return Err(src.at(
+                &i,
+                "poll.interval",
+                format!("expected a pause ≥ 1ms, found {}", i.get_ref()),
+            ));
+        }
+        spec.interval = i.into_inner();
+    }
+    if let Some(d) = poll.deadline {
+        if d.get_ref().get().is_zero() {
+            return Err(src.at(&d, "poll.deadline", "expected a duration > 0, found 0s"));
+        }
+        spec.deadline = d.into_inner();
+    }
+    for (key, raw, field) in [
+        ("poll.id", poll.id, &mut spec.id),
+        ("poll.status", poll.status, &mut spec.status),
+    ] {
+        if let Some(p) = raw {
+            if !p.get_ref().is_empty() && !p.get_ref().starts_with('/') {
+                return Err(src.at(
+                    &p,
+                    key,
+                    format!(
+                        "expected a JSON pointer such as \"/id\" or \"/data/id\", found {:?}",
+                        p.get_ref()
+                    ),
+                ));
+            }
+            *field = p.into_inner();
+        }
+    }
+    for (key, raw, field) in [
+        ("poll.done", poll.done, &mut spec.done),
+        ("poll.failed", poll.failed, &mut spec.failed),
+    ] {
+        if let Some(list) = raw {
+            if list.get_ref().is_empty() {
+                return Err(src.at(&list, key, "expected at least one status value, found none"));
+            }
+            *field = list.into_inner();
+        }
+    }
+    Ok(Some(spec))
 }
 
 fn convert_load(src: &Source, raw: Spanned<RawLoad>) -> Result<LoadPlan, ScenarioError> {
@@ -1002,5 +1133,73 @@ max_in_flight = 64
         let e = err(&text);
         assert!(e.contains("CONNSCOPE_TEST_SURELY_UNSET is not set"), "{e}");
         assert!(e.contains("request.headers.Authorization"), "{e}");
+    }
+
+    const ASYNC: &str = r#"
+target = "mock"
+workload = "async"
+[request]
+method = "POST"
+path = "/v1/jobs?x=1"
+[load]
+stages = [{ duration = "1s", concurrency = 1 }]
+POLL
+"#;
+
+    #[test]
+    fn an_async_workload_polls_the_submit_path_by_default() {
+        let s = parse("s.toml", &ASYNC.replace("POLL", "")).unwrap();
+        let job = s.request.job.expect("a job spec");
+        assert_eq!(job.path, "/v1/jobs/{id}");
+        assert_eq!(job.interval.get(), JobSpec::DEFAULT_INTERVAL);
+        assert_eq!((job.id.as_str(), job.status.as_str()), ("/id", "/status"));
+        let poll = "[poll]\npath = \"/status/{id}\"\ninterval = \"250ms\"\ndeadline = \"1m\"\nid = \"/data/id\"\ndone = [\"ok\"]";
+        let s = parse("s.toml", &ASYNC.replace("POLL", poll)).unwrap();
+        let job = s.request.job.clone().unwrap();
+        assert_eq!(job.path, "/status/{id}");
+        assert_eq!(job.interval.get(), Duration::from_millis(250));
+        assert_eq!(job.deadline.get(), Duration::from_secs(60));
+        assert_eq!(job.id, "/data/id");
+        assert_eq!(job.done, ["ok"]);
+        assert_eq!(s.echo().poll, Some(job));
+        assert!(parse("s.toml", GOOD).unwrap().request.job.is_none());
+    }
+
+    #[test]
+    fn async_settings_that_cannot_work_are_named() {
+        let e = err(&ASYNC.replace("\"async\"", "\"batch\"").replace("POLL", ""));
+        assert!(e.starts_with("s.toml:3:12: workload:"), "{e}");
+        assert!(e.contains("expected \"request\" or \"async\""), "{e}");
+        let e = err(&ASYNC.replace("POLL", "[poll]\npath = \"/jobs\""));
+        assert!(
+            e.contains("s.toml:10:8: poll.path: expected a path starting with '/' that holds {id}"),
+            "{e}"
+        );
+        let e = err(&ASYNC.replace("POLL", "[poll]\ninterval = \"0s\""));
+        assert!(e.contains("poll.interval: expected a pause ≥ 1ms"), "{e}");
+        let e = err(&ASYNC.replace("POLL", "[poll]\nid = \"id\""));
+        assert!(e.contains("poll.id: expected a JSON pointer"), "{e}");
+        let e = err(&ASYNC.replace("POLL", "[poll]\nfailed = []"));
+        assert!(
+            e.contains("poll.failed: expected at least one status value"),
+            "{e}"
+        );
+        let e = err(&ASYNC
+            .replace("workload = \"async\"\n", "")
+            .replace("POLL", "[poll]\ninterval = \"1s\""));
+        assert!(
+            e.contains("poll: a [poll] table only applies with workload = \"async\""),
+            "{e}"
+        );
+        let e = err(&ASYNC
+            .replace(
+                "path = \"/v1/jobs?x=1\"",
+                "path = \"/v1/jobs\"\nstream = true",
+            )
+            .replace("POLL", ""));
+        assert!(
+            e.contains("workload: expected either request.stream = true or workload = \"async\""),
+            "{e}"
+        );
     }
 }

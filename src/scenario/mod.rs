@@ -7,6 +7,7 @@
 //! never shown; see [`Scenario::echo`]. It does not run anything.
 
 mod file;
+mod job;
 mod profile;
 mod retry;
 
@@ -18,6 +19,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
 pub use file::parse;
+pub use job::{DEFAULT_DONE, DEFAULT_FAILED, ID_PLACEHOLDER, JobSpec, JobState};
 pub use profile::{ClientBackend, HttpVersion, PRESET_NAMES, Profile, Timeouts, TlsSettings};
 pub use retry::{GUIDE_STATUSES, Jitter, MAX_ATTEMPTS, RetryPolicy};
 
@@ -293,8 +295,11 @@ pub struct RequestSpec {
     pub headers: Vec<HeaderSpec>,
     /// Body (empty for none).
     pub body: Bytes,
-    /// Read the response as server-sent events and time its tokens (native client).
+    /// Read the response as server-sent events and time its tokens.
     pub stream: bool,
+    /// `workload = "async"`: this request submits a job, which is then polled until it ends.
+    /// `None`: one request is the whole unit of load.
+    pub job: Option<JobSpec>,
 }
 
 /// What a stage holds once its ramp is done; every stage of a plan uses the same kind.
@@ -513,6 +518,9 @@ pub struct ScenarioEcho {
     /// Open model: the cap on requests in flight (absent for the closed model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<usize>,
+    /// `workload = "async"`: how each submitted job is polled (absent for plain requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<JobSpec>,
 }
 
 /// A stage as echoed in reports: `concurrency` (closed model) or `rate` (open model).
@@ -573,6 +581,7 @@ impl Scenario {
                 LoadModel::Open { max_in_flight } => Some(max_in_flight),
                 LoadModel::Closed => None,
             },
+            poll: self.request.job.clone(),
         }
     }
 }

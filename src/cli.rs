@@ -186,13 +186,24 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Validate { scenario } => {
             let s = scenario::load(&scenario)?;
-            let load = match s.load.model() {
+            let unit = if s.request.job.is_some() {
+                "jobs"
+            } else {
+                "req"
+            };
+            let mut load = match s.load.model() {
                 LoadModel::Closed => format!("max concurrency {}", s.load.max_concurrency()),
                 LoadModel::Open { max_in_flight } => format!(
-                    "open model up to {} req/s, max in flight {max_in_flight}",
+                    "open model up to {} {unit}/s, max in flight {max_in_flight}",
                     s.load.max_rate()
                 ),
             };
+            if let Some(job) = &s.request.job {
+                load += &format!(
+                    ", async jobs polled at {} every {} (deadline {})",
+                    job.path, job.interval, job.deadline
+                );
+            }
             println!(
                 "{}: ok: {} stage(s), {} in all, {load}, profiles: {}",
                 scenario.display(),
@@ -451,8 +462,16 @@ impl Progress for StderrProgress {
     }
 
     fn profile_finished(&self, p: &ProfileResult) {
+        let jobs = p.jobs.as_ref().map_or(String::new(), |j| {
+            format!(
+                "; {} jobs, {} completed, end to end p99 {}",
+                j.jobs,
+                j.ending(crate::metrics::JobEnding::Completed),
+                format_duration(Duration::from_micros(j.end_to_end.p99_us))
+            )
+        });
         eprintln!(
-            "      {} requests in {}, {:.1} req/s, p99 {}, {} failed{}",
+            "      {} requests in {}, {:.1} req/s, p99 {}, {} failed{jobs}{}",
             p.requests,
             format_duration(Duration::from_micros(p.duration_us)),
             p.rps,

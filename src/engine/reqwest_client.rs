@@ -187,7 +187,7 @@ impl ReqwestClient {
 
     /// An async job's status poll: `GET` of the endpoint's prefix + `path`, with the request's
     /// headers but no body.
-    fn poll_request(&self, path: &str) -> Result<reqwest::Request, Failure> {
+    fn poll_request(&self, path: &str) -> reqwest::Request {
         let mut url = self.template.url().clone();
         let full = format!("{}{path}", self.base_path);
         let (p, q) = full.split_once('?').unwrap_or((&full, ""));
@@ -196,7 +196,7 @@ impl ReqwestClient {
         let mut req = reqwest::Request::new(reqwest::Method::GET, url);
         *req.headers_mut() = self.template.headers().clone();
         req.headers_mut().remove(http::header::CONTENT_TYPE);
-        Ok(req)
+        req
     }
 
     /// Runs one attempt into `out`; a failure is returned for the caller to record. `started` is
@@ -226,7 +226,7 @@ impl ReqwestClient {
                 .template
                 .try_clone()
                 .expect("the request body is in memory, so the request clones"),
-            RequestKind::Poll(path) => self.poll_request(path)?,
+            RequestKind::Poll(path) => self.poll_request(path),
         };
         let sent = Instant::now();
         let mut resp = built

@@ -4,8 +4,10 @@
 //!   flight. A request waits for a slot in FIFO order (a fair semaphore); waiting longer than
 //!   `timeout.pool` fails it as `PoolTimeout` before anything is sent.
 //! - at most `max_keepalive_connections` idle connections kept, each for at most
-//!   `keepalive_expiry` after its last use. The most recently used idle connection is taken first.
-//!   An idle connection the server has closed is discarded at checkout (and counted).
+//!   `keepalive_expiry` after its last use. The most recently used idle connection is taken first,
+//!   among those whose connection task runs on the caller's shard when there are any (see
+//!   [`super::shards`]): a request then never wakes another thread. An idle connection the server
+//!   has closed is discarded at checkout (and counted).
 //! - HTTP/2: a connection carries up to [`H2_STREAMS`] requests at once; a new one is opened only
 //!   when every open one is full and none is being opened.
 //! - `reuse_client = false`: every request opens its own connection and closes it (client side
@@ -44,9 +46,22 @@ struct H2Conn {
 
 #[derive(Default)]
 struct State {
-    idle: VecDeque<Idle>,
+    /// Idle HTTP/1.1 connections by home shard, each list oldest use first.
+    idle: Vec<VecDeque<Idle>>,
+    /// Connections in `idle`, all shards together (`max_keepalive_connections` counts them all).
+    idle_total: usize,
     h2: Vec<H2Conn>,
     h2_connecting: usize,
+}
+
+impl State {
+    /// The idle list of shard `home`.
+    fn idle_of(&mut self, home: usize) -> &mut VecDeque<Idle> {
+        if self.idle.len() <= home {
+            self.idle.resize_with(home + 1, VecDeque::new);
+        }
+        &mut self.idle[home]
+    }
 }
 
 /// Counters the pool keeps about itself.
@@ -99,6 +114,8 @@ pub struct Lease<'a> {
     /// Time spent waiting for the pool.
     pub pool_wait: Duration,
     reusable: bool,
+    /// The shard whose runtime drives the connection.
+    home: usize,
 }
 
 enum H2Step {
@@ -177,8 +194,8 @@ impl Pool {
             },
         };
         if self.reuse {
-            if let Some((conn, usage)) = self.take_idle_h1() {
-                return Ok(self.lease(conn, usage, permit, due.elapsed()));
+            if let Some((conn, usage, home)) = self.take_idle_h1() {
+                return Ok(self.lease(conn, usage, permit, due.elapsed(), home));
             }
             if self.prefer_h2 || self.has_h2() {
                 return self.checkout_h2(due, deadline, permit).await;
@@ -214,6 +231,7 @@ impl Pool {
         usage: ConnUse,
         permit: Option<SemaphorePermit<'a>>,
         pool_wait: Duration,
+        home: usize,
     ) -> Lease<'a> {
         Lease {
             pool: self,
@@ -222,6 +240,7 @@ impl Pool {
             usage,
             pool_wait,
             reusable: false,
+            home,
         }
     }
 
@@ -232,21 +251,44 @@ impl Pool {
 
     /// Drops idle connections past their expiry (they sit at the front: oldest use first).
     fn evict_expired(&self, st: &mut State, now: Instant) {
-        while st
-            .idle
-            .front()
-            .is_some_and(|c| self.expired(c.last_used, now))
-        {
-            st.idle.pop_front();
-            self.stats.expired.fetch_add(1, Ordering::Relaxed);
+        if self.expiry.is_none() || st.idle_total == 0 {
+            return;
+        }
+        let mut evicted = 0;
+        for list in &mut st.idle {
+            while list.front().is_some_and(|c| self.expired(c.last_used, now)) {
+                list.pop_front();
+                evicted += 1;
+            }
+        }
+        if evicted > 0 {
+            st.idle_total -= evicted;
+            self.stats
+                .expired
+                .fetch_add(evicted as u64, Ordering::Relaxed);
         }
     }
 
-    fn take_idle_h1(&self) -> Option<(Leased, ConnUse)> {
+    /// The most recently used idle connection of the caller's shard, or else of any shard, with
+    /// how it is reused and its home shard.
+    fn take_idle_h1(&self) -> Option<(Leased, ConnUse, usize)> {
         let now = Instant::now();
+        let me = super::shards::current();
         let mut st = self.lock();
         self.evict_expired(&mut st, now);
-        while let Some(c) = st.idle.pop_back() {
+        while st.idle_total > 0 {
+            let home = if st.idle.get(me).is_some_and(|l| !l.is_empty()) {
+                me
+            } else {
+                st.idle
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, l)| l.back().map(|c| (i, c.last_used)))
+                    .max_by_key(|&(_, last_used)| last_used)
+                    .map(|(i, _)| i)?
+            };
+            let c = st.idle[home].pop_back()?;
+            st.idle_total -= 1;
             if c.sender.is_closed() {
                 self.stats
                     .closed_idle_discarded
@@ -261,7 +303,7 @@ impl Pool {
                 sender: c.sender,
                 opened: c.opened,
             };
-            return Some((conn, usage));
+            return Some((conn, usage, home));
         }
         None
     }
@@ -283,7 +325,8 @@ impl Pool {
             changed.as_mut().enable();
             match self.h2_step() {
                 H2Step::Share(conn, usage) => {
-                    return Ok(self.lease(conn, usage, permit, due.elapsed()));
+                    let home = super::shards::current();
+                    return Ok(self.lease(conn, usage, permit, due.elapsed(), home));
                 }
                 H2Step::Connect => {
                     let pool_wait = due.elapsed();
@@ -379,10 +422,11 @@ impl Pool {
                 Leased::H2 { id, sender }
             }
         };
-        self.lease(conn, usage, permit, pool_wait)
+        // The connection's task was spawned on the caller's runtime (see `connect::handshake`).
+        self.lease(conn, usage, permit, pool_wait, super::shards::current())
     }
 
-    fn release(&self, conn: Leased, reusable: bool) {
+    fn release(&self, conn: Leased, reusable: bool, home: usize) {
         match conn {
             Leased::H1 { sender, opened } => {
                 if !(self.reuse && reusable) || sender.is_closed() || self.max_idle == 0 {
@@ -391,8 +435,9 @@ impl Pool {
                 let now = Instant::now();
                 let mut st = self.lock();
                 self.evict_expired(&mut st, now);
-                if st.idle.len() < self.max_idle {
-                    st.idle.push_back(Idle {
+                if st.idle_total < self.max_idle {
+                    st.idle_total += 1;
+                    st.idle_of(home).push_back(Idle {
                         sender,
                         opened,
                         last_used: now,
@@ -422,7 +467,7 @@ impl Pool {
 
     /// Idle HTTP/1.1 connections now in the pool.
     pub fn idle_count(&self) -> usize {
-        self.lock().idle.len()
+        self.lock().idle_total
     }
 }
 
@@ -448,7 +493,7 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.release(conn, self.reusable);
+            self.pool.release(conn, self.reusable, self.home);
         }
     }
 }

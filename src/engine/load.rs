@@ -225,15 +225,25 @@ async fn closed_worker(
     mut level: watch::Receiver<usize>,
     mut recorder: Recorder,
 ) {
-    // Made once: creating a cancellation future per request costs a lock.
-    let abort = shared.abort.cancelled();
+    // Made once: creating a cancellation future per request costs a lock. Polling one takes its
+    // token's lock too, so each worker polls a child token of its own rather than the shared one,
+    // whose lock both shards would otherwise pass back and forth on every request.
+    let abort_token = shared.abort.child_token();
+    let abort = abort_token.cancelled();
     tokio::pin!(abort);
+    // The concurrency target, re-read only when it changed: reading it takes the watch channel's
+    // shared read lock, while `has_changed` is a plain load.
+    let mut target = *level.borrow_and_update();
     loop {
-        while index >= *level.borrow_and_update() {
+        if level.has_changed().unwrap_or(false) {
+            target = *level.borrow_and_update();
+        }
+        while index >= target {
             tokio::select! {
                 changed = level.changed() => if changed.is_err() { return },
                 _ = shared.stop.cancelled() => return,
             }
+            target = *level.borrow_and_update();
         }
         if shared.stopping.load(Ordering::Relaxed) {
             return;

@@ -80,11 +80,18 @@ impl Template {
         };
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
-        *req.headers_mut() = self.headers.clone();
+        // A recycled map (see `headers`), not a clone: a clone allocates, then grows while hyper
+        // parses the response's headers into it.
+        let headers = req.headers_mut();
+        *headers = super::headers::spare();
+        for (name, value) in &self.headers {
+            if !(h2 && name == HOST) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         if h2 {
             *req.uri_mut() = self.absolute_form.clone();
             *req.version_mut() = Version::HTTP_2;
-            req.headers_mut().remove(HOST);
         } else if self.use_absolute {
             *req.uri_mut() = self.absolute_form.clone();
         } else {
@@ -285,7 +292,8 @@ impl NativeClient {
         let status = resp.status().as_u16();
         out.status = Some(status);
         out.retry_after = retry_after(resp.headers());
-        let mut body = resp.into_body();
+        let (head_parts, mut body) = resp.into_parts();
+        super::headers::recycle(head_parts.headers);
         let mut events = self.stream.then(|| super::sse::EventCounter::new(sent));
         let read = loop {
             let frame = match with_timeout(self.read_timeout, body.frame(), || {

@@ -336,6 +336,9 @@ fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
     )
 }
 
+/// `fut` within `limit` (counted from now). The first poll goes without a timer: a body's frames
+/// are mostly buffered already, and a timer costs a clock read (and, once pending, a timer-wheel
+/// entry).
 async fn with_timeout<F: std::future::Future>(
     limit: Option<Duration>,
     fut: F,
@@ -343,6 +346,17 @@ async fn with_timeout<F: std::future::Future>(
 ) -> Result<F::Output, Failure> {
     match limit {
         None => Ok(fut.await),
-        Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| on_timeout()),
+        Some(d) => {
+            let mut fut = std::pin::pin!(fut);
+            let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+            })
+            .await;
+            match first {
+                Some(v) => Ok(v),
+                None => tokio::time::timeout(d, fut).await.map_err(|_| on_timeout()),
+            }
+        }
     }
 }

@@ -194,8 +194,9 @@ impl Pool {
             },
         };
         if self.reuse {
-            if let Some((conn, usage, home)) = self.take_idle_h1() {
-                return Ok(self.lease(conn, usage, permit, due.elapsed(), home));
+            if let Some((conn, usage, home, now)) = self.take_idle_h1() {
+                let pool_wait = now.saturating_duration_since(due);
+                return Ok(self.lease(conn, usage, permit, pool_wait, home));
             }
             if self.prefer_h2 || self.has_h2() {
                 return self.checkout_h2(due, deadline, permit).await;
@@ -270,11 +271,11 @@ impl Pool {
     }
 
     /// The most recently used idle connection of the caller's shard, or else of any shard, with
-    /// how it is reused and its home shard.
-    fn take_idle_h1(&self) -> Option<(Leased, ConnUse, usize)> {
-        let now = Instant::now();
+    /// how it is reused, its home shard and when it was taken.
+    fn take_idle_h1(&self) -> Option<(Leased, ConnUse, usize, Instant)> {
         let me = super::shards::current();
         let mut st = self.lock();
+        let now = Instant::now();
         self.evict_expired(&mut st, now);
         while st.idle_total > 0 {
             let home = if st.idle.get(me).is_some_and(|l| !l.is_empty()) {
@@ -303,7 +304,7 @@ impl Pool {
                 sender: c.sender,
                 opened: c.opened,
             };
-            return Some((conn, usage, home));
+            return Some((conn, usage, home, now));
         }
         None
     }

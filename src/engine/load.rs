@@ -234,11 +234,16 @@ async fn closed_worker(
     // The concurrency target, re-read only when it changed: reading it takes the watch channel's
     // shared read lock, while `has_changed` is a plain load.
     let mut target = *level.borrow_and_update();
+    let mut busy = Busy {
+        gauge: &shared.gauges.in_flight,
+        counted: false,
+    };
     loop {
         if level.has_changed().unwrap_or(false) {
             target = *level.borrow_and_update();
         }
         while index >= target {
+            busy.leave();
             tokio::select! {
                 changed = level.changed() => if changed.is_err() { return },
                 _ = shared.stop.cancelled() => return,
@@ -252,14 +257,13 @@ async fn closed_worker(
             shared.halt();
             return;
         }
-        shared.gauges.in_flight.fetch_add(1, Ordering::Relaxed);
+        busy.enter();
         let due = Instant::now();
         let call = tokio::select! {
             biased;
             _ = &mut abort => None,
             c = shared.call(due) => Some(c),
         };
-        shared.gauges.in_flight.fetch_sub(1, Ordering::Relaxed);
         match call {
             Some(c) => record(&mut recorder, c),
             None => {
@@ -268,6 +272,7 @@ async fn closed_worker(
             }
         }
         if !shared.think_time.is_zero() {
+            busy.leave();
             tokio::select! {
                 _ = tokio::time::sleep(shared.think_time) => {}
                 _ = shared.stop.cancelled() => return,
@@ -276,6 +281,39 @@ async fn closed_worker(
         // A request that fails at once (EADDRNOTAVAIL, ECONNREFUSED) never waits, so this loop
         // would never give the scheduler back: let the controller and the sampler run.
         tokio::task::consume_budget().await;
+    }
+}
+
+/// A closed worker's place in the in-flight gauge. A worker sending requests back to back stays
+/// counted from one request to the next (the gauge is sampled, and between two requests a worker
+/// only records the first): the gauge is one atomic that every shard writes, and entering and
+/// leaving it around each request moved its cache line between the cores twice per request
+/// (perf: 2.5 % of the client's samples). It leaves the gauge whenever it pauses (think time, a
+/// lowered concurrency) and when it stops.
+struct Busy<'a> {
+    gauge: &'a AtomicU64,
+    counted: bool,
+}
+
+impl Busy<'_> {
+    fn enter(&mut self) {
+        if !self.counted {
+            self.gauge.fetch_add(1, Ordering::Relaxed);
+            self.counted = true;
+        }
+    }
+
+    fn leave(&mut self) {
+        if self.counted {
+            self.gauge.fetch_sub(1, Ordering::Relaxed);
+            self.counted = false;
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 

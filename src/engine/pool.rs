@@ -16,12 +16,12 @@
 //! The lock is a plain mutex held for a few pointer moves, never across an await.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::{http1, http2};
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, Semaphore};
 
 use super::connect::{Connected, Connector, ReqBody, Sender};
 use crate::metrics::{ConnUse, ErrorKind, Failure};
@@ -86,12 +86,115 @@ pub fn request_slots(profile: &Profile) -> Option<Semaphore> {
         .map(|m| Semaphore::new(m.saturating_mul(per_conn).min(Semaphore::MAX_PERMITS)))
 }
 
+/// A pool's request slots: the fair semaphore of [`request_slots`], with free slots parked per
+/// shard. A request that ends parks its slot on its shard, and the shard's next request takes it
+/// from there, touching nothing another shard writes (the semaphore's permit count and lock were a
+/// cache line both shards wrote three times per request). Fairness and the cap are the
+/// semaphore's: while any request waits for a slot, nothing is parked or taken from the parked
+/// slots, and the waiter first sweeps every parked slot back into the semaphore.
+struct Slots {
+    fair: Semaphore,
+    /// Requests queued (or about to queue) on `fair`.
+    waiting: AtomicUsize,
+    /// Free slots parked, by shard.
+    parked: Box<[Parked]>,
+}
+
+/// A shard's parked slots, on a cache line of their own.
+#[repr(align(128))]
+struct Parked(AtomicUsize);
+
+/// A request slot held by a lease; freed on drop.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(fair: Semaphore) -> Slots {
+        let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Slots {
+            fair,
+            waiting: AtomicUsize::new(0),
+            parked: (0..shards).map(|_| Parked(AtomicUsize::new(0))).collect(),
+        }
+    }
+
+    fn parked(&self) -> &AtomicUsize {
+        &self.parked[super::shards::current() % self.parked.len()].0
+    }
+
+    /// Takes a slot, waiting in FIFO order until `deadline`; `Err` when the deadline passed.
+    async fn acquire(&self, deadline: Option<Instant>) -> Result<Option<Slot<'_>>, ()> {
+        if self.waiting.load(Ordering::SeqCst) == 0
+            && self
+                .parked()
+                .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Ok(Some(Slot(self)));
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        // From now on no slot gets parked (see `release`); return those parked so far.
+        let swept: usize = self
+            .parked
+            .iter()
+            .map(|p| p.0.swap(0, Ordering::SeqCst))
+            .sum();
+        if swept > 0 {
+            self.fair.add_permits(swept);
+        }
+        let permit = match deadline {
+            None => self.fair.acquire().await,
+            Some(d) => tokio::time::timeout_at(d.into(), self.fair.acquire())
+                .await
+                .map_err(|_| ())?,
+        };
+        // The semaphore is never closed; were it, the request would go without a slot.
+        Ok(permit.ok().map(|p| {
+            p.forget();
+            Slot(self)
+        }))
+    }
+
+    fn release(&self) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            let parked = self.parked();
+            parked.fetch_add(1, Ordering::SeqCst);
+            // A request that began to wait meanwhile may have swept before this slot was parked:
+            // then hand the parked slots to the semaphore (one of the two sees the other).
+            if self.waiting.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            let n = parked.swap(0, Ordering::SeqCst);
+            if n > 0 {
+                self.fair.add_permits(n);
+            }
+            return;
+        }
+        self.fair.add_permits(1);
+    }
+}
+
+/// Counts a request in `Slots::waiting` until dropped (also when its checkout is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 /// A pool of connections to one endpoint for one profile.
 pub struct Pool {
     connector: Connector,
     reuse: bool,
     prefer_h2: bool,
-    slots: Option<Semaphore>,
+    slots: Option<Slots>,
     max_connections: usize,
     max_idle: usize,
     expiry: Option<Duration>,
@@ -108,7 +211,7 @@ pub struct Pool {
 pub struct Lease<'a> {
     pool: &'a Pool,
     conn: Option<Leased>,
-    _permit: Option<SemaphorePermit<'a>>,
+    _permit: Option<Slot<'a>>,
     /// How the request got its connection.
     pub usage: ConnUse,
     /// Time spent waiting for the pool.
@@ -158,7 +261,7 @@ impl Pool {
             connector,
             reuse: profile.reuse_client,
             prefer_h2: profile.http_version == HttpVersion::Http2,
-            slots: request_slots(profile),
+            slots: request_slots(profile).map(Slots::new),
             max_connections,
             max_idle: profile.max_keepalive_connections.unwrap_or(usize::MAX),
             expiry: profile.keepalive_expiry.get(),
@@ -185,12 +288,9 @@ impl Pool {
         let deadline = self.pool_timeout.map(|t| due + t);
         let permit = match &self.slots {
             None => None,
-            Some(slots) => match deadline {
-                None => slots.acquire().await.ok(),
-                Some(d) => match tokio::time::timeout_at(d.into(), slots.acquire()).await {
-                    Ok(p) => p.ok(),
-                    Err(_) => return Err(self.pool_timeout_error(due)),
-                },
+            Some(slots) => match slots.acquire(deadline).await {
+                Ok(p) => p,
+                Err(()) => return Err(self.pool_timeout_error(due)),
             },
         };
         if self.reuse {
@@ -230,7 +330,7 @@ impl Pool {
         &'a self,
         conn: Leased,
         usage: ConnUse,
-        permit: Option<SemaphorePermit<'a>>,
+        permit: Option<Slot<'a>>,
         pool_wait: Duration,
         home: usize,
     ) -> Lease<'a> {
@@ -318,7 +418,7 @@ impl Pool {
         &'a self,
         due: Instant,
         deadline: Option<Instant>,
-        permit: Option<SemaphorePermit<'a>>,
+        permit: Option<Slot<'a>>,
     ) -> Result<Lease<'a>, CheckoutError> {
         loop {
             let changed = self.h2_changed.notified();
@@ -384,7 +484,7 @@ impl Pool {
     fn register_new<'a>(
         &'a self,
         c: Connected,
-        permit: Option<SemaphorePermit<'a>>,
+        permit: Option<Slot<'a>>,
         pool_wait: Duration,
         was_h2_connecting: bool,
     ) -> Lease<'a> {
@@ -515,5 +615,79 @@ impl Leased {
                 sender.send_request(req).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::shards::Shards;
+    use std::sync::Arc;
+
+    fn slots(n: usize) -> Arc<Slots> {
+        Arc::new(Slots::new(Semaphore::new(n)))
+    }
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_millis(50))
+    }
+
+    #[tokio::test]
+    async fn slots_cap_requests_and_a_freed_slot_is_taken_again() {
+        let s = slots(2);
+        let a = s.acquire(soon()).await.unwrap();
+        let b = s.acquire(soon()).await.unwrap();
+        assert!(s.acquire(soon()).await.is_err(), "a third slot out of two");
+        drop(a); // parked on this shard
+        let c = s.acquire(soon()).await.unwrap();
+        assert!(
+            s.acquire(soon()).await.is_err(),
+            "the parked slot was taken once"
+        );
+        drop((b, c));
+        assert!(s.acquire(soon()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_the_slot_freed_while_it_waits() {
+        let s = slots(1);
+        let held = s.acquire(None).await.unwrap();
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { s.acquire(None).await.map(|p| p.is_some()) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert_eq!(got.unwrap().unwrap(), Ok(true));
+        assert_eq!(s.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_slot_parked_on_another_shard_is_swept_back_for_a_waiter() {
+        let s = slots(1);
+        let shards = Shards::start(2).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Shard 1 takes the only slot and parks it when done.
+            let s1 = s.clone();
+            shards
+                .handle(1)
+                .spawn(async move { drop(s1.acquire(soon()).await.unwrap()) })
+                .await
+                .unwrap();
+            assert_eq!(s.parked[1 % s.parked.len()].0.load(Ordering::SeqCst), 1);
+            // Shard 0 finds nothing parked of its own, sweeps, and gets it from the semaphore.
+            let s0 = s.clone();
+            let got = shards
+                .handle(0)
+                .spawn(async move { s0.acquire(soon()).await.is_ok() })
+                .await
+                .unwrap();
+            assert!(got);
+        });
     }
 }

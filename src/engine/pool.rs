@@ -13,7 +13,8 @@
 //! - `reuse_client = false`: every request opens its own connection and closes it (client side
 //!   first, so TIME_WAIT lands on the client's ports, as with a discarded httpx client).
 //!
-//! The lock is a plain mutex held for a few pointer moves, never across an await.
+//! The locks (one per shard's idle list, one for the HTTP/2 connections) are plain mutexes held
+//! for a few pointer moves, never across an await.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,6 +27,15 @@ use tokio::sync::{Notify, Semaphore};
 use super::connect::{Connected, Connector, ReqBody, Sender};
 use crate::metrics::{ConnUse, ErrorKind, Failure};
 use crate::scenario::{HttpVersion, Profile};
+
+/// How often a checkout also evicts the expired idle connections of the other shards.
+const SWEEP_EVERY: Duration = Duration::from_millis(50);
+
+/// Locks a mutex held only for a few pointer moves; a panic while holding it cannot leave the
+/// data half-changed, so a poisoned lock is used as is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Concurrent requests one HTTP/2 connection carries before another is opened.
 pub const H2_STREAMS: usize = 100;
@@ -46,22 +56,26 @@ struct H2Conn {
 
 #[derive(Default)]
 struct State {
-    /// Idle HTTP/1.1 connections by home shard, each list oldest use first.
-    idle: Vec<VecDeque<Idle>>,
-    /// Connections in `idle`, all shards together (`max_keepalive_connections` counts them all).
-    idle_total: usize,
     h2: Vec<H2Conn>,
     h2_connecting: usize,
 }
 
-impl State {
-    /// The idle list of shard `home`.
-    fn idle_of(&mut self, home: usize) -> &mut VecDeque<Idle> {
-        if self.idle.len() <= home {
-            self.idle.resize_with(home + 1, VecDeque::new);
-        }
-        &mut self.idle[home]
-    }
+/// One shard's idle HTTP/1.1 connections (those whose task runs on the shard), on cache lines of
+/// their own: a shard's requests check connections in and out here without touching anything
+/// another shard writes.
+///
+/// `max_keepalive_connections` is kept with places: a pool has that many, an idle connection holds
+/// one, and the free ones are parked on shards (`places`) or pooled (`Pool::free_places`). A
+/// connection checked in takes a place (its shard's, else a pooled one, else, after every list
+/// has been rid of expired connections and every parked place pooled, none: it is closed), and a
+/// connection checked out or evicted frees its place on its shard.
+#[repr(align(128))]
+#[derive(Default)]
+struct ShardIdle {
+    /// Oldest use first.
+    list: Mutex<VecDeque<Idle>>,
+    /// Free places parked on this shard.
+    places: AtomicUsize,
 }
 
 /// Counters the pool keeps about itself.
@@ -199,6 +213,14 @@ pub struct Pool {
     max_idle: usize,
     expiry: Option<Duration>,
     pool_timeout: Option<Duration>,
+    /// Idle HTTP/1.1 connections by home shard (modulo its length).
+    idle: Box<[ShardIdle]>,
+    /// Free idle places not parked on a shard.
+    free_places: AtomicUsize,
+    /// When the next sweep of every shard's idle list for expired connections is due, in
+    /// nanoseconds since `epoch` (a shard evicts its own list at every checkout and check-in).
+    sweep_at: AtomicU64,
+    epoch: Instant,
     state: Mutex<State>,
     h2_changed: Notify,
     next_id: AtomicU64,
@@ -257,13 +279,19 @@ impl Pool {
     /// A pool for a profile.
     pub fn new(connector: Connector, profile: &Profile) -> Pool {
         let max_connections = profile.max_connections.unwrap_or(usize::MAX);
+        let max_idle = profile.max_keepalive_connections.unwrap_or(usize::MAX);
+        let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
         Pool {
             connector,
             reuse: profile.reuse_client,
             prefer_h2: profile.http_version == HttpVersion::Http2,
             slots: request_slots(profile).map(Slots::new),
             max_connections,
-            max_idle: profile.max_keepalive_connections.unwrap_or(usize::MAX),
+            max_idle,
+            idle: (0..shards).map(|_| ShardIdle::default()).collect(),
+            free_places: AtomicUsize::new(max_idle),
+            sweep_at: AtomicU64::new(0),
+            epoch: Instant::now(),
             expiry: profile.keepalive_expiry.get(),
             pool_timeout: profile.timeout.pool.get(),
             state: Mutex::new(State::default()),
@@ -273,14 +301,18 @@ impl Pool {
         }
     }
 
+    /// The caller's shard, as an index of `idle`: the home of the connections it opens.
+    fn home(&self) -> usize {
+        super::shards::current() % self.idle.len()
+    }
+
     /// The connector (for the request template's URI form).
     pub fn connector(&self) -> &Connector {
         &self.connector
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-changed; keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Gets a connection for one request that became due at `due`.
@@ -350,63 +382,131 @@ impl Pool {
             .is_some_and(|e| now.duration_since(last_used) >= e)
     }
 
-    /// Drops idle connections past their expiry (they sit at the front: oldest use first).
-    fn evict_expired(&self, st: &mut State, now: Instant) {
-        if self.expiry.is_none() || st.idle_total == 0 {
+    /// Drops idle connections past their expiry from one list (they sit at the front: oldest use
+    /// first) and frees their places on `shard`.
+    fn evict_expired(&self, list: &mut VecDeque<Idle>, shard: usize, now: Instant) {
+        if self.expiry.is_none() {
             return;
         }
         let mut evicted = 0;
-        for list in &mut st.idle {
-            while list.front().is_some_and(|c| self.expired(c.last_used, now)) {
-                list.pop_front();
-                evicted += 1;
-            }
+        while list.front().is_some_and(|c| self.expired(c.last_used, now)) {
+            list.pop_front();
+            evicted += 1;
         }
         if evicted > 0 {
-            st.idle_total -= evicted;
+            self.idle[shard]
+                .places
+                .fetch_add(evicted, Ordering::Relaxed);
             self.stats
                 .expired
                 .fetch_add(evicted as u64, Ordering::Relaxed);
         }
     }
 
-    /// The most recently used idle connection of the caller's shard, or else of any shard, with
-    /// how it is reused, its home shard and when it was taken.
-    fn take_idle_h1(&self) -> Option<(Leased, ConnUse, usize, Instant)> {
-        let me = super::shards::current();
-        let mut st = self.lock();
-        let now = Instant::now();
-        self.evict_expired(&mut st, now);
-        while st.idle_total > 0 {
-            let home = if st.idle.get(me).is_some_and(|l| !l.is_empty()) {
-                me
-            } else {
-                st.idle
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, l)| l.back().map(|c| (i, c.last_used)))
-                    .max_by_key(|&(_, last_used)| last_used)
-                    .map(|(i, _)| i)?
-            };
-            let c = st.idle[home].pop_back()?;
-            st.idle_total -= 1;
+    /// Evicts expired connections from every shard's list.
+    fn evict_all(&self, now: Instant) {
+        for (i, shard) in self.idle.iter().enumerate() {
+            self.evict_expired(&mut lock(&shard.list), i, now);
+        }
+    }
+
+    /// Every [`SWEEP_EVERY`], one checkout also evicts the other shards' expired connections, so
+    /// that those of a shard that went quiet are dropped (and counted) all the same.
+    fn sweep_if_due(&self, now: Instant) {
+        if self.expiry.is_none() {
+            return;
+        }
+        let t = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let due = self.sweep_at.load(Ordering::Relaxed);
+        if t >= due
+            && self
+                .sweep_at
+                .compare_exchange(
+                    due,
+                    t + SWEEP_EVERY.as_nanos() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.evict_all(now);
+        }
+    }
+
+    /// Takes the most recently used live idle connection of `shard`'s list, if any; frees its
+    /// place (and those of connections found closed or expired) on `me`.
+    fn pop_idle(&self, shard: usize, me: usize, now: Instant) -> Option<Idle> {
+        let mut list = lock(&self.idle[shard].list);
+        self.evict_expired(&mut list, shard, now);
+        let mut freed = 0;
+        let mut found = None;
+        while let Some(c) = list.pop_back() {
+            freed += 1;
             if c.sender.is_closed() {
                 self.stats
                     .closed_idle_discarded
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let usage = ConnUse::Reused {
-                age: now.duration_since(c.opened),
-                idle: now.duration_since(c.last_used),
-            };
-            let conn = Leased::H1 {
-                sender: c.sender,
-                opened: c.opened,
-            };
-            return Some((conn, usage, home, now));
+            found = Some(c);
+            break;
         }
-        None
+        drop(list);
+        if freed > 0 {
+            self.idle[me].places.fetch_add(freed, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// The most recently used idle connection of the caller's shard, or else of any shard, with
+    /// how it is reused, its home shard and when it was taken.
+    fn take_idle_h1(&self) -> Option<(Leased, ConnUse, usize, Instant)> {
+        let me = self.home();
+        let now = Instant::now();
+        self.sweep_if_due(now);
+        let (c, home) = match self.pop_idle(me, me, now) {
+            Some(c) => (c, me),
+            None => loop {
+                // The other shards' most recently used connection.
+                let newest = (0..self.idle.len())
+                    .filter(|&i| i != me)
+                    .filter_map(|i| lock(&self.idle[i].list).back().map(|c| (i, c.last_used)))
+                    .max_by_key(|&(_, last_used)| last_used);
+                let (i, _) = newest?;
+                if let Some(c) = self.pop_idle(i, me, now) {
+                    break (c, i);
+                }
+            },
+        };
+        let usage = ConnUse::Reused {
+            age: now.duration_since(c.opened),
+            idle: now.duration_since(c.last_used),
+        };
+        let conn = Leased::H1 {
+            sender: c.sender,
+            opened: c.opened,
+        };
+        Some((conn, usage, home, now))
+    }
+
+    /// Takes a free idle place for a connection of `shard`; false when all are taken.
+    fn take_place(&self, shard: usize, now: Instant) -> bool {
+        let take = |a: &AtomicUsize| {
+            a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if take(&self.idle[shard].places) || take(&self.free_places) {
+            return true;
+        }
+        // Perhaps every place is parked elsewhere or held by an expired connection.
+        self.evict_all(now);
+        let parked: usize = self
+            .idle
+            .iter()
+            .map(|s| s.places.swap(0, Ordering::Relaxed))
+            .sum();
+        self.free_places.fetch_add(parked, Ordering::Relaxed);
+        take(&self.free_places)
     }
 
     fn has_h2(&self) -> bool {
@@ -426,7 +526,7 @@ impl Pool {
             changed.as_mut().enable();
             match self.h2_step() {
                 H2Step::Share(conn, usage) => {
-                    let home = super::shards::current();
+                    let home = self.home();
                     return Ok(self.lease(conn, usage, permit, due.elapsed(), home));
                 }
                 H2Step::Connect => {
@@ -524,7 +624,7 @@ impl Pool {
             }
         };
         // The connection's task was spawned on the caller's runtime (see `connect::handshake`).
-        self.lease(conn, usage, permit, pool_wait, super::shards::current())
+        self.lease(conn, usage, permit, pool_wait, self.home())
     }
 
     fn release(&self, conn: Leased, reusable: bool, home: usize) {
@@ -534,16 +634,16 @@ impl Pool {
                     return; // dropping the sender closes the connection
                 }
                 let now = Instant::now();
-                let mut st = self.lock();
-                self.evict_expired(&mut st, now);
-                if st.idle_total < self.max_idle {
-                    st.idle_total += 1;
-                    st.idle_of(home).push_back(Idle {
-                        sender,
-                        opened,
-                        last_used: now,
-                    });
+                if !self.take_place(home, now) {
+                    return;
                 }
+                let mut list = lock(&self.idle[home].list);
+                self.evict_expired(&mut list, home, now);
+                list.push_back(Idle {
+                    sender,
+                    opened,
+                    last_used: now,
+                });
             }
             Leased::H2 { id, sender } => {
                 drop(sender);
@@ -568,7 +668,7 @@ impl Pool {
 
     /// Idle HTTP/1.1 connections now in the pool.
     pub fn idle_count(&self) -> usize {
-        self.lock().idle_total
+        self.idle.iter().map(|s| lock(&s.list).len()).sum()
     }
 }
 
@@ -630,6 +730,28 @@ mod tests {
 
     fn soon() -> Option<Instant> {
         Some(Instant::now() + Duration::from_millis(50))
+    }
+
+    fn pool(max_idle: usize) -> Pool {
+        let endpoint = crate::scenario::parse_target_url("http://127.0.0.1:9/").unwrap();
+        let mut profile = Profile::preset("httpx-defaults").unwrap();
+        profile.max_keepalive_connections = Some(max_idle);
+        Pool::new(Connector::new(&endpoint, &profile).unwrap(), &profile)
+    }
+
+    #[test]
+    fn idle_places_are_max_keepalive_wherever_they_are_parked() {
+        let p = pool(3);
+        let now = Instant::now();
+        let last = p.idle.len() - 1;
+        assert!(p.take_place(0, now));
+        assert!(p.take_place(last, now));
+        assert!(p.take_place(0, now));
+        assert!(!p.take_place(0, now), "a fourth idle place out of three");
+        // A place freed on one shard is found from another.
+        p.idle[last].places.fetch_add(1, Ordering::Relaxed);
+        assert!(p.take_place(0, now));
+        assert!(!p.take_place(last, now));
     }
 
     #[tokio::test]

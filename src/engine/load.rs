@@ -20,8 +20,11 @@
 //!
 //! A request's attempts are recorded when the request ends; an abandoned request's are not.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -231,6 +234,11 @@ async fn closed_worker(
     let abort_token = shared.abort.child_token();
     let abort = abort_token.cancelled();
     tokio::pin!(abort);
+    let mut abort = AbortWatch {
+        inner: abort,
+        stopping: &shared.stopping,
+        waker: None,
+    };
     // The concurrency target, re-read only when it changed: reading it takes the watch channel's
     // shared read lock, while `has_changed` is a plain load.
     let mut target = *level.borrow_and_update();
@@ -281,6 +289,34 @@ async fn closed_worker(
         // A request that fails at once (EADDRNOTAVAIL, ECONNREFUSED) never waits, so this loop
         // would never give the scheduler back: let the controller and the sampler run.
         tokio::task::consume_budget().await;
+    }
+}
+
+/// A closed worker's abort future, polled only when it can have become ready: on the first poll,
+/// when the task's waker changed, and once the run is stopping (an abort always comes after the
+/// stop). Polling a cancellation future takes its token's lock, and a worker is polled a few
+/// times per request (perf: 2.75 % of the client's samples).
+struct AbortWatch<'a, F> {
+    inner: Pin<&'a mut F>,
+    stopping: &'a AtomicBool,
+    /// The waker `inner` was last polled with (and will wake).
+    waker: Option<Waker>,
+}
+
+impl<F: Future> Future for AbortWatch<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let registered = this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if registered && !this.stopping.load(Ordering::Relaxed) {
+            return Poll::Pending;
+        }
+        let polled = this.inner.as_mut().poll(cx);
+        if polled.is_pending() {
+            this.waker = Some(cx.waker().clone());
+        }
+        polled
     }
 }
 

@@ -295,3 +295,26 @@ tls = {{ ca_file = "{ca}" }}
     }
     assert_eq!(r.profiles[1].connections.opened, 1, "h2 multiplexes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_workers_stuck_past_the_graceful_stop_are_aborted_and_counted() {
+    let started = std::time::Instant::now();
+    let r = run(r#"
+target = "mock"
+[mock]
+latency = "10s"
+[load]
+stages = [{ duration = "500ms", concurrency = 6 }]
+graceful_stop = "300ms"
+[[profiles]]
+timeout = { read = "30s" }
+"#)
+    .await;
+    let took = started.elapsed();
+    let p = only(&r);
+    assert_eq!((p.requests, p.aborted), (0, 6), "{p:?}");
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "stopped after {took:?}"
+    );
+}

@@ -85,11 +85,18 @@ impl Template {
         };
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
-        *req.headers_mut() = self.headers.clone();
+        // A recycled map (see `headers`), not a clone: a clone allocates, then grows while hyper
+        // parses the response's headers into it.
+        let headers = req.headers_mut();
+        *headers = super::headers::spare();
+        for (name, value) in &self.headers {
+            if !(h2 && name == HOST) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         if h2 {
             *req.uri_mut() = self.absolute_form.clone();
             *req.version_mut() = Version::HTTP_2;
-            req.headers_mut().remove(HOST);
         } else if self.use_absolute {
             *req.uri_mut() = self.absolute_form.clone();
         } else {
@@ -370,7 +377,8 @@ impl NativeClient {
         let status = resp.status().as_u16();
         out.status = Some(status);
         out.retry_after = retry_after(resp.headers());
-        let mut body = resp.into_body();
+        let (head_parts, mut body) = resp.into_parts();
+        super::headers::recycle(head_parts.headers);
         let mut events = stream.then(|| super::sse::EventCounter::new(sent));
         let read = loop {
             let frame = match with_timeout(self.read_timeout, body.frame(), || {
@@ -414,6 +422,9 @@ fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
     )
 }
 
+/// `fut` within `limit` (counted from now). The first poll goes without a timer: a body's frames
+/// are mostly buffered already, and a timer costs a clock read (and, once pending, a timer-wheel
+/// entry).
 async fn with_timeout<F: std::future::Future>(
     limit: Option<Duration>,
     fut: F,
@@ -421,6 +432,17 @@ async fn with_timeout<F: std::future::Future>(
 ) -> Result<F::Output, Failure> {
     match limit {
         None => Ok(fut.await),
-        Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| on_timeout()),
+        Some(d) => {
+            let mut fut = std::pin::pin!(fut);
+            let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+            })
+            .await;
+            match first {
+                Some(v) => Ok(v),
+                None => tokio::time::timeout(d, fut).await.map_err(|_| on_timeout()),
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@
 mod body;
 pub mod client;
 pub mod connect;
+mod headers;
 pub mod load;
 pub mod pacer;
 pub mod pool;

@@ -4,26 +4,38 @@
 //!   flight. A request waits for a slot in FIFO order (a fair semaphore); waiting longer than
 //!   `timeout.pool` fails it as `PoolTimeout` before anything is sent.
 //! - at most `max_keepalive_connections` idle connections kept, each for at most
-//!   `keepalive_expiry` after its last use. The most recently used idle connection is taken first.
-//!   An idle connection the server has closed is discarded at checkout (and counted).
+//!   `keepalive_expiry` after its last use. The most recently used idle connection is taken first,
+//!   among those whose connection task runs on the caller's shard when there are any (see
+//!   [`super::shards`]): a request then never wakes another thread. An idle connection the server
+//!   has closed is discarded at checkout (and counted).
 //! - HTTP/2: a connection carries up to [`H2_STREAMS`] requests at once; a new one is opened only
 //!   when every open one is full and none is being opened.
 //! - `reuse_client = false`: every request opens its own connection and closes it (client side
 //!   first, so TIME_WAIT lands on the client's ports, as with a discarded httpx client).
 //!
-//! The lock is a plain mutex held for a few pointer moves, never across an await.
+//! The locks (one per shard's idle list, one for the HTTP/2 connections) are plain mutexes held
+//! for a few pointer moves, never across an await.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::{http1, http2};
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, Semaphore};
 
 use super::connect::{Connected, Connector, ReqBody, Sender};
 use crate::metrics::{ConnUse, ErrorKind, Failure};
 use crate::scenario::{HttpVersion, Profile};
+
+/// How often a checkout also evicts the expired idle connections of the other shards.
+const SWEEP_EVERY: Duration = Duration::from_millis(50);
+
+/// Locks a mutex held only for a few pointer moves; a panic while holding it cannot leave the
+/// data half-changed, so a poisoned lock is used as is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Concurrent requests one HTTP/2 connection carries before another is opened.
 pub const H2_STREAMS: usize = 100;
@@ -44,9 +56,26 @@ struct H2Conn {
 
 #[derive(Default)]
 struct State {
-    idle: VecDeque<Idle>,
     h2: Vec<H2Conn>,
     h2_connecting: usize,
+}
+
+/// One shard's idle HTTP/1.1 connections (those whose task runs on the shard), on cache lines of
+/// their own: a shard's requests check connections in and out here without touching anything
+/// another shard writes.
+///
+/// `max_keepalive_connections` is kept with places: a pool has that many, an idle connection holds
+/// one, and the free ones are parked on shards (`places`) or pooled (`Pool::free_places`). A
+/// connection checked in takes a place (its shard's, else a pooled one, else, after every list
+/// has been rid of expired connections and every parked place pooled, none: it is closed), and a
+/// connection checked out or evicted frees its place on its shard.
+#[repr(align(128))]
+#[derive(Default)]
+struct ShardIdle {
+    /// Oldest use first.
+    list: Mutex<VecDeque<Idle>>,
+    /// Free places parked on this shard.
+    places: AtomicUsize,
 }
 
 /// Counters the pool keeps about itself.
@@ -71,16 +100,127 @@ pub fn request_slots(profile: &Profile) -> Option<Semaphore> {
         .map(|m| Semaphore::new(m.saturating_mul(per_conn).min(Semaphore::MAX_PERMITS)))
 }
 
+/// A pool's request slots: the fair semaphore of [`request_slots`], with free slots parked per
+/// shard. A request that ends parks its slot on its shard, and the shard's next request takes it
+/// from there, touching nothing another shard writes (the semaphore's permit count and lock were a
+/// cache line both shards wrote three times per request). Fairness and the cap are the
+/// semaphore's: while any request waits for a slot, nothing is parked or taken from the parked
+/// slots, and the waiter first sweeps every parked slot back into the semaphore.
+struct Slots {
+    fair: Semaphore,
+    /// Requests queued (or about to queue) on `fair`.
+    waiting: AtomicUsize,
+    /// Free slots parked, by shard.
+    parked: Box<[Parked]>,
+}
+
+/// A shard's parked slots, on a cache line of their own.
+#[repr(align(128))]
+struct Parked(AtomicUsize);
+
+/// A request slot held by a lease; freed on drop.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(fair: Semaphore) -> Slots {
+        let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Slots {
+            fair,
+            waiting: AtomicUsize::new(0),
+            parked: (0..shards).map(|_| Parked(AtomicUsize::new(0))).collect(),
+        }
+    }
+
+    fn parked(&self) -> &AtomicUsize {
+        &self.parked[super::shards::current() % self.parked.len()].0
+    }
+
+    /// Takes a slot, waiting in FIFO order until `deadline`; `Err` when the deadline passed.
+    async fn acquire(&self, deadline: Option<Instant>) -> Result<Option<Slot<'_>>, ()> {
+        if self.waiting.load(Ordering::SeqCst) == 0
+            && self
+                .parked()
+                .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Ok(Some(Slot(self)));
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        // From now on no slot gets parked (see `release`); return those parked so far.
+        let swept: usize = self
+            .parked
+            .iter()
+            .map(|p| p.0.swap(0, Ordering::SeqCst))
+            .sum();
+        if swept > 0 {
+            self.fair.add_permits(swept);
+        }
+        let permit = match deadline {
+            None => self.fair.acquire().await,
+            Some(d) => tokio::time::timeout_at(d.into(), self.fair.acquire())
+                .await
+                .map_err(|_| ())?,
+        };
+        // The semaphore is never closed; were it, the request would go without a slot.
+        Ok(permit.ok().map(|p| {
+            p.forget();
+            Slot(self)
+        }))
+    }
+
+    fn release(&self) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            let parked = self.parked();
+            parked.fetch_add(1, Ordering::SeqCst);
+            // A request that began to wait meanwhile may have swept before this slot was parked:
+            // then hand the parked slots to the semaphore (one of the two sees the other).
+            if self.waiting.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            let n = parked.swap(0, Ordering::SeqCst);
+            if n > 0 {
+                self.fair.add_permits(n);
+            }
+            return;
+        }
+        self.fair.add_permits(1);
+    }
+}
+
+/// Counts a request in `Slots::waiting` until dropped (also when its checkout is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 /// A pool of connections to one endpoint for one profile.
 pub struct Pool {
     connector: Connector,
     reuse: bool,
     prefer_h2: bool,
-    slots: Option<Semaphore>,
+    slots: Option<Slots>,
     max_connections: usize,
     max_idle: usize,
     expiry: Option<Duration>,
     pool_timeout: Option<Duration>,
+    /// Idle HTTP/1.1 connections by home shard (modulo its length).
+    idle: Box<[ShardIdle]>,
+    /// Free idle places not parked on a shard.
+    free_places: AtomicUsize,
+    /// When the next sweep of every shard's idle list for expired connections is due, in
+    /// nanoseconds since `epoch` (a shard evicts its own list at every checkout and check-in).
+    sweep_at: AtomicU64,
+    epoch: Instant,
     state: Mutex<State>,
     h2_changed: Notify,
     next_id: AtomicU64,
@@ -93,12 +233,14 @@ pub struct Pool {
 pub struct Lease<'a> {
     pool: &'a Pool,
     conn: Option<Leased>,
-    _permit: Option<SemaphorePermit<'a>>,
+    _permit: Option<Slot<'a>>,
     /// How the request got its connection.
     pub usage: ConnUse,
     /// Time spent waiting for the pool.
     pub pool_wait: Duration,
     reusable: bool,
+    /// The shard whose runtime drives the connection.
+    home: usize,
 }
 
 enum H2Step {
@@ -137,13 +279,19 @@ impl Pool {
     /// A pool for a profile.
     pub fn new(connector: Connector, profile: &Profile) -> Pool {
         let max_connections = profile.max_connections.unwrap_or(usize::MAX);
+        let max_idle = profile.max_keepalive_connections.unwrap_or(usize::MAX);
+        let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
         Pool {
             connector,
             reuse: profile.reuse_client,
             prefer_h2: profile.http_version == HttpVersion::Http2,
-            slots: request_slots(profile),
+            slots: request_slots(profile).map(Slots::new),
             max_connections,
-            max_idle: profile.max_keepalive_connections.unwrap_or(usize::MAX),
+            max_idle,
+            idle: (0..shards).map(|_| ShardIdle::default()).collect(),
+            free_places: AtomicUsize::new(max_idle),
+            sweep_at: AtomicU64::new(0),
+            epoch: Instant::now(),
             expiry: profile.keepalive_expiry.get(),
             pool_timeout: profile.timeout.pool.get(),
             state: Mutex::new(State::default()),
@@ -153,14 +301,18 @@ impl Pool {
         }
     }
 
+    /// The caller's shard, as an index of `idle`: the home of the connections it opens.
+    fn home(&self) -> usize {
+        super::shards::current() % self.idle.len()
+    }
+
     /// The connector (for the request template's URI form).
     pub fn connector(&self) -> &Connector {
         &self.connector
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-changed; keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Gets a connection for one request that became due at `due`.
@@ -168,17 +320,15 @@ impl Pool {
         let deadline = self.pool_timeout.map(|t| due + t);
         let permit = match &self.slots {
             None => None,
-            Some(slots) => match deadline {
-                None => slots.acquire().await.ok(),
-                Some(d) => match tokio::time::timeout_at(d.into(), slots.acquire()).await {
-                    Ok(p) => p.ok(),
-                    Err(_) => return Err(self.pool_timeout_error(due)),
-                },
+            Some(slots) => match slots.acquire(deadline).await {
+                Ok(p) => p,
+                Err(()) => return Err(self.pool_timeout_error(due)),
             },
         };
         if self.reuse {
-            if let Some((conn, usage)) = self.take_idle_h1() {
-                return Ok(self.lease(conn, usage, permit, due.elapsed()));
+            if let Some((conn, usage, home, now)) = self.take_idle_h1() {
+                let pool_wait = now.saturating_duration_since(due);
+                return Ok(self.lease(conn, usage, permit, pool_wait, home));
             }
             if self.prefer_h2 || self.has_h2() {
                 return self.checkout_h2(due, deadline, permit).await;
@@ -212,8 +362,9 @@ impl Pool {
         &'a self,
         conn: Leased,
         usage: ConnUse,
-        permit: Option<SemaphorePermit<'a>>,
+        permit: Option<Slot<'a>>,
         pool_wait: Duration,
+        home: usize,
     ) -> Lease<'a> {
         Lease {
             pool: self,
@@ -222,6 +373,7 @@ impl Pool {
             usage,
             pool_wait,
             reusable: false,
+            home,
         }
     }
 
@@ -230,40 +382,131 @@ impl Pool {
             .is_some_and(|e| now.duration_since(last_used) >= e)
     }
 
-    /// Drops idle connections past their expiry (they sit at the front: oldest use first).
-    fn evict_expired(&self, st: &mut State, now: Instant) {
-        while st
-            .idle
-            .front()
-            .is_some_and(|c| self.expired(c.last_used, now))
-        {
-            st.idle.pop_front();
-            self.stats.expired.fetch_add(1, Ordering::Relaxed);
+    /// Drops idle connections past their expiry from one list (they sit at the front: oldest use
+    /// first) and frees their places on `shard`.
+    fn evict_expired(&self, list: &mut VecDeque<Idle>, shard: usize, now: Instant) {
+        if self.expiry.is_none() {
+            return;
+        }
+        let mut evicted = 0;
+        while list.front().is_some_and(|c| self.expired(c.last_used, now)) {
+            list.pop_front();
+            evicted += 1;
+        }
+        if evicted > 0 {
+            self.idle[shard]
+                .places
+                .fetch_add(evicted, Ordering::Relaxed);
+            self.stats
+                .expired
+                .fetch_add(evicted as u64, Ordering::Relaxed);
         }
     }
 
-    fn take_idle_h1(&self) -> Option<(Leased, ConnUse)> {
-        let now = Instant::now();
-        let mut st = self.lock();
-        self.evict_expired(&mut st, now);
-        while let Some(c) = st.idle.pop_back() {
+    /// Evicts expired connections from every shard's list.
+    fn evict_all(&self, now: Instant) {
+        for (i, shard) in self.idle.iter().enumerate() {
+            self.evict_expired(&mut lock(&shard.list), i, now);
+        }
+    }
+
+    /// Every [`SWEEP_EVERY`], one checkout also evicts the other shards' expired connections, so
+    /// that those of a shard that went quiet are dropped (and counted) all the same.
+    fn sweep_if_due(&self, now: Instant) {
+        if self.expiry.is_none() {
+            return;
+        }
+        let t = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let due = self.sweep_at.load(Ordering::Relaxed);
+        if t >= due
+            && self
+                .sweep_at
+                .compare_exchange(
+                    due,
+                    t + SWEEP_EVERY.as_nanos() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.evict_all(now);
+        }
+    }
+
+    /// Takes the most recently used live idle connection of `shard`'s list, if any; frees its
+    /// place (and those of connections found closed or expired) on `me`.
+    fn pop_idle(&self, shard: usize, me: usize, now: Instant) -> Option<Idle> {
+        let mut list = lock(&self.idle[shard].list);
+        self.evict_expired(&mut list, shard, now);
+        let mut freed = 0;
+        let mut found = None;
+        while let Some(c) = list.pop_back() {
+            freed += 1;
             if c.sender.is_closed() {
                 self.stats
                     .closed_idle_discarded
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let usage = ConnUse::Reused {
-                age: now.duration_since(c.opened),
-                idle: now.duration_since(c.last_used),
-            };
-            let conn = Leased::H1 {
-                sender: c.sender,
-                opened: c.opened,
-            };
-            return Some((conn, usage));
+            found = Some(c);
+            break;
         }
-        None
+        drop(list);
+        if freed > 0 {
+            self.idle[me].places.fetch_add(freed, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// The most recently used idle connection of the caller's shard, or else of any shard, with
+    /// how it is reused, its home shard and when it was taken.
+    fn take_idle_h1(&self) -> Option<(Leased, ConnUse, usize, Instant)> {
+        let me = self.home();
+        let now = Instant::now();
+        self.sweep_if_due(now);
+        let (c, home) = match self.pop_idle(me, me, now) {
+            Some(c) => (c, me),
+            None => loop {
+                // The other shards' most recently used connection.
+                let newest = (0..self.idle.len())
+                    .filter(|&i| i != me)
+                    .filter_map(|i| lock(&self.idle[i].list).back().map(|c| (i, c.last_used)))
+                    .max_by_key(|&(_, last_used)| last_used);
+                let (i, _) = newest?;
+                if let Some(c) = self.pop_idle(i, me, now) {
+                    break (c, i);
+                }
+            },
+        };
+        let usage = ConnUse::Reused {
+            age: now.duration_since(c.opened),
+            idle: now.duration_since(c.last_used),
+        };
+        let conn = Leased::H1 {
+            sender: c.sender,
+            opened: c.opened,
+        };
+        Some((conn, usage, home, now))
+    }
+
+    /// Takes a free idle place for a connection of `shard`; false when all are taken.
+    fn take_place(&self, shard: usize, now: Instant) -> bool {
+        let take = |a: &AtomicUsize| {
+            a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if take(&self.idle[shard].places) || take(&self.free_places) {
+            return true;
+        }
+        // Perhaps every place is parked elsewhere or held by an expired connection.
+        self.evict_all(now);
+        let parked: usize = self
+            .idle
+            .iter()
+            .map(|s| s.places.swap(0, Ordering::Relaxed))
+            .sum();
+        self.free_places.fetch_add(parked, Ordering::Relaxed);
+        take(&self.free_places)
     }
 
     fn has_h2(&self) -> bool {
@@ -275,7 +518,7 @@ impl Pool {
         &'a self,
         due: Instant,
         deadline: Option<Instant>,
-        permit: Option<SemaphorePermit<'a>>,
+        permit: Option<Slot<'a>>,
     ) -> Result<Lease<'a>, CheckoutError> {
         loop {
             let changed = self.h2_changed.notified();
@@ -283,7 +526,8 @@ impl Pool {
             changed.as_mut().enable();
             match self.h2_step() {
                 H2Step::Share(conn, usage) => {
-                    return Ok(self.lease(conn, usage, permit, due.elapsed()));
+                    let home = self.home();
+                    return Ok(self.lease(conn, usage, permit, due.elapsed(), home));
                 }
                 H2Step::Connect => {
                     let pool_wait = due.elapsed();
@@ -340,7 +584,7 @@ impl Pool {
     fn register_new<'a>(
         &'a self,
         c: Connected,
-        permit: Option<SemaphorePermit<'a>>,
+        permit: Option<Slot<'a>>,
         pool_wait: Duration,
         was_h2_connecting: bool,
     ) -> Lease<'a> {
@@ -379,25 +623,27 @@ impl Pool {
                 Leased::H2 { id, sender }
             }
         };
-        self.lease(conn, usage, permit, pool_wait)
+        // The connection's task was spawned on the caller's runtime (see `connect::handshake`).
+        self.lease(conn, usage, permit, pool_wait, self.home())
     }
 
-    fn release(&self, conn: Leased, reusable: bool) {
+    fn release(&self, conn: Leased, reusable: bool, home: usize) {
         match conn {
             Leased::H1 { sender, opened } => {
                 if !(self.reuse && reusable) || sender.is_closed() || self.max_idle == 0 {
                     return; // dropping the sender closes the connection
                 }
                 let now = Instant::now();
-                let mut st = self.lock();
-                self.evict_expired(&mut st, now);
-                if st.idle.len() < self.max_idle {
-                    st.idle.push_back(Idle {
-                        sender,
-                        opened,
-                        last_used: now,
-                    });
+                if !self.take_place(home, now) {
+                    return;
                 }
+                let mut list = lock(&self.idle[home].list);
+                self.evict_expired(&mut list, home, now);
+                list.push_back(Idle {
+                    sender,
+                    opened,
+                    last_used: now,
+                });
             }
             Leased::H2 { id, sender } => {
                 drop(sender);
@@ -422,7 +668,7 @@ impl Pool {
 
     /// Idle HTTP/1.1 connections now in the pool.
     pub fn idle_count(&self) -> usize {
-        self.lock().idle.len()
+        self.idle.iter().map(|s| lock(&s.list).len()).sum()
     }
 }
 
@@ -448,7 +694,7 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.release(conn, self.reusable);
+            self.pool.release(conn, self.reusable, self.home);
         }
     }
 }
@@ -469,5 +715,101 @@ impl Leased {
                 sender.send_request(req).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::shards::Shards;
+    use std::sync::Arc;
+
+    fn slots(n: usize) -> Arc<Slots> {
+        Arc::new(Slots::new(Semaphore::new(n)))
+    }
+
+    fn soon() -> Option<Instant> {
+        Some(Instant::now() + Duration::from_millis(50))
+    }
+
+    fn pool(max_idle: usize) -> Pool {
+        let endpoint = crate::scenario::parse_target_url("http://127.0.0.1:9/").unwrap();
+        let mut profile = Profile::preset("httpx-defaults").unwrap();
+        profile.max_keepalive_connections = Some(max_idle);
+        Pool::new(Connector::new(&endpoint, &profile).unwrap(), &profile)
+    }
+
+    #[test]
+    fn idle_places_are_max_keepalive_wherever_they_are_parked() {
+        let p = pool(3);
+        let now = Instant::now();
+        let last = p.idle.len() - 1;
+        assert!(p.take_place(0, now));
+        assert!(p.take_place(last, now));
+        assert!(p.take_place(0, now));
+        assert!(!p.take_place(0, now), "a fourth idle place out of three");
+        // A place freed on one shard is found from another.
+        p.idle[last].places.fetch_add(1, Ordering::Relaxed);
+        assert!(p.take_place(0, now));
+        assert!(!p.take_place(last, now));
+    }
+
+    #[tokio::test]
+    async fn slots_cap_requests_and_a_freed_slot_is_taken_again() {
+        let s = slots(2);
+        let a = s.acquire(soon()).await.unwrap();
+        let b = s.acquire(soon()).await.unwrap();
+        assert!(s.acquire(soon()).await.is_err(), "a third slot out of two");
+        drop(a); // parked on this shard
+        let c = s.acquire(soon()).await.unwrap();
+        assert!(
+            s.acquire(soon()).await.is_err(),
+            "the parked slot was taken once"
+        );
+        drop((b, c));
+        assert!(s.acquire(soon()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_the_slot_freed_while_it_waits() {
+        let s = slots(1);
+        let held = s.acquire(None).await.unwrap();
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { s.acquire(None).await.map(|p| p.is_some()) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert_eq!(got.unwrap().unwrap(), Ok(true));
+        assert_eq!(s.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_slot_parked_on_another_shard_is_swept_back_for_a_waiter() {
+        let s = slots(1);
+        let shards = Shards::start(2).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Shard 1 takes the only slot and parks it when done.
+            let s1 = s.clone();
+            shards
+                .handle(1)
+                .spawn(async move { drop(s1.acquire(soon()).await.unwrap()) })
+                .await
+                .unwrap();
+            assert_eq!(s.parked[1 % s.parked.len()].0.load(Ordering::SeqCst), 1);
+            // Shard 0 finds nothing parked of its own, sweeps, and gets it from the semaphore.
+            let s0 = s.clone();
+            let got = shards
+                .handle(0)
+                .spawn(async move { s0.acquire(soon()).await.is_ok() })
+                .await
+                .unwrap();
+            assert!(got);
+        });
     }
 }

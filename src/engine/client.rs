@@ -175,9 +175,14 @@ impl Client {
     /// `run_start` anchors the outcome's timestamp. The total latency counts from `due`; the pool
     /// wait and the pool timeout from now, when the client is actually called (the difference is
     /// the outcome's `lag`).
-    pub async fn execute(&self, due: Instant, run_start: Instant) -> Outcome {
+    // Not an `async fn`: that would wrap the attempt's large future in one more, moved (copied)
+    // whole once more per request.
+    pub fn execute(
+        &self,
+        due: Instant,
+        run_start: Instant,
+    ) -> impl Future<Output = Outcome> + Send + '_ {
         self.attempt(due, run_start, RequestKind::Request, None)
-            .await
     }
 
     /// [`Client::execute`] for `what`, keeping (up to [`MAX_CAPTURE`] bytes of) the response body.
@@ -192,12 +197,12 @@ impl Client {
         (out, body)
     }
 
-    async fn attempt(
-        &self,
+    async fn attempt<'a>(
+        &'a self,
         due: Instant,
         run_start: Instant,
-        what: RequestKind<'_>,
-        capture: Option<&mut Vec<u8>>,
+        what: RequestKind<'a>,
+        capture: Option<&'a mut Vec<u8>>,
     ) -> Outcome {
         let started = Instant::now();
         let mut out = Outcome {

@@ -29,8 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -92,7 +93,19 @@ impl Shared {
 
     /// One unit of load due at `due`: a request as the caller sees it (the retry policy around
     /// the client), or with `workload = "async"` a whole job.
-    async fn work(&self, due: Instant) -> Done {
+    ///
+    /// Not an `async fn` for the common case, a request without retries: every layer of async
+    /// fns around the client's large future moves (copies) it whole once more per request.
+    fn work(&self, due: Instant) -> impl Future<Output = Done> + Send + '_ {
+        if self.job.is_none() && !self.retrier.retries() {
+            let attempt = self.client.execute(due, self.start);
+            Either::Left(attempt.map(|o| Done::Call(Retrier::single(o, ()))))
+        } else {
+            Either::Right(self.work_with_policy(due))
+        }
+    }
+
+    async fn work_with_policy(&self, due: Instant) -> Done {
         match &self.job {
             None => Done::Call(
                 self.retrier

@@ -56,6 +56,31 @@ impl Retrier {
         }
     }
 
+    /// Whether the profile has a retry policy (else a request is always one attempt).
+    pub fn retries(&self) -> bool {
+        self.policy.is_some()
+    }
+
+    /// The call of a request made of one attempt, without a policy: its [`CallEnd`] says one
+    /// attempt, the attempt's latency, no backoff.
+    pub fn single<T>(mut last: Outcome, value: T) -> Call<T> {
+        last.call = Some(CallEnd {
+            attempts: 1,
+            latency: last.total,
+            backoff: Duration::ZERO,
+            retry_after_capped: 0,
+            ending: match last.failure {
+                None => CallEnding::Succeeded,
+                Some(_) => CallEnding::Failed,
+            },
+        });
+        Call {
+            earlier: Vec::new(),
+            last,
+            value,
+        }
+    }
+
     /// Runs one request that became due at `due`: calls `attempt` with each attempt's due time
     /// until one succeeds, one fails in a way the policy does not retry, the attempts are used up
     /// or the budget refuses; waits the backoff in between.
@@ -79,22 +104,8 @@ impl Retrier {
         Fut: Future<Output = (Outcome, T)>,
     {
         let Some(policy) = &self.policy else {
-            let (mut last, value) = attempt(due).await;
-            last.call = Some(CallEnd {
-                attempts: 1,
-                latency: last.total,
-                backoff: Duration::ZERO,
-                retry_after_capped: 0,
-                ending: match last.failure {
-                    None => CallEnding::Succeeded,
-                    Some(_) => CallEnding::Failed,
-                },
-            });
-            return Call {
-                earlier: Vec::new(),
-                last,
-                value,
-            };
+            let (last, value) = attempt(due).await;
+            return Retrier::single(last, value);
         };
         if let Some(b) = &self.budget {
             b.deposit();

@@ -101,11 +101,12 @@ impl Shared {
             let attempt = self.client.execute(due, self.start);
             Either::Left(attempt.map(|o| Done::Call(Retrier::single(o, ()))))
         } else {
-            Either::Right(self.work_with_policy(due))
+            Either::Right(self.work_full(due))
         }
     }
 
-    async fn work_with_policy(&self, due: Instant) -> Done {
+    /// [`Shared::work`] in full: requests through the retry policy, and jobs.
+    async fn work_full(&self, due: Instant) -> Done {
         match &self.job {
             None => Done::Call(
                 self.retrier
@@ -131,7 +132,7 @@ impl Shared {
         let submit = self.job_call(due, RequestKind::Request).await;
         let submit_latency = submit.last.call.map_or(submit.last.total, |c| c.latency);
         let submit_ok = submit.last.failure.is_none();
-        let mut wait = submit.last.retry_after.unwrap_or(spec.interval.get());
+        let mut wait = next_poll(spec, &submit.last);
         let id = submit_ok.then(|| spec.id_of(&submit.value)).flatten();
         let mut outcomes: Vec<Outcome> = submit.outcomes().collect();
         let mut polls = 0;
@@ -152,7 +153,7 @@ impl Shared {
                         .await;
                     polls += 1;
                     let failed = poll.last.failure.is_some();
-                    wait = poll.last.retry_after.unwrap_or(spec.interval.get());
+                    wait = next_poll(spec, &poll.last);
                     let state = (!failed).then(|| spec.state_of(&poll.value));
                     outcomes.extend(poll.outcomes());
                     match state {
@@ -174,6 +175,15 @@ impl Shared {
         }
         outcomes
     }
+}
+
+/// The pause before the next poll after a response: its `Retry-After`, or the interval; never
+/// below [`JobSpec::MIN_INTERVAL`] (a `Retry-After: 0` must not turn polling into a busy loop).
+fn next_poll(spec: &JobSpec, after: &Outcome) -> Duration {
+    after
+        .retry_after
+        .unwrap_or(spec.interval.get())
+        .max(JobSpec::MIN_INTERVAL)
 }
 
 /// A finished unit of load.

@@ -488,16 +488,16 @@ impl Pool {
 
     /// Takes a free idle place for a connection being checked in; false when all are taken.
     fn take_place(&self, now: Instant) -> bool {
-        let take = |a: &AtomicUsize| {
-            a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        let take = || {
+            self.free_places
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                 .is_ok()
         };
-        if take(&self.free_places) {
-            return true;
+        // Else perhaps some place is held by an expired connection.
+        take() || {
+            self.evict_all(now);
+            take()
         }
-        // Perhaps some place is held by an expired connection.
-        self.evict_all(now);
-        take(&self.free_places)
     }
 
     fn has_h2(&self) -> bool {

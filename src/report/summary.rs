@@ -320,14 +320,10 @@ pub fn render(r: &RunResult) -> String {
                 .any(|p| p.jobs.as_ref().is_some_and(|j| j.ending(e) > 0))
             {
                 let label = format!("    {}", e.name().replace('_', " "));
-                let cells = ps
-                    .iter()
-                    .map(|p| {
-                        p.jobs
-                            .as_ref()
-                            .map_or("-".into(), |j| thousands(j.ending(e)))
-                    })
-                    .collect();
+                let cells =
+                    section_cells(ps, |p| p.jobs.as_ref(), &|j: &crate::result::JobSummary| {
+                        thousands(j.ending(e))
+                    });
                 t.row(&label, cells);
             }
         }

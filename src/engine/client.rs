@@ -8,30 +8,41 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::header::{
+    CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING, USER_AGENT,
+};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body_util::BodyExt;
+use hyper::client::conn::http2;
 use tokio::sync::oneshot;
 
 use super::EngineError;
 use super::connect::{Connector, ReqBody};
-use super::pool::Pool;
+use super::h1::H1Conn;
+use super::pool::{Leased, Pool};
 use super::reqwest_client::ReqwestClient;
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase, error::classify};
 use crate::result::PoolCounters;
 use crate::scenario::{ClientBackend, Endpoint, Profile, RequestSpec};
 
-/// What every request of a run looks like; cloned cheaply per request.
+/// A request body up to this size goes out in the same write as the head.
+const JOIN_BODY: usize = 16 * 1024;
+
+/// What every request of a run looks like: built once, then cloned cheaply (HTTP/2) or written
+/// as ready bytes (HTTP/1.1) per request.
 struct Template {
     /// The endpoint's path prefix and origin, for the paths of async job polls.
     base_path: String,
     origin: String,
     method: Method,
-    origin_form: Uri,
     absolute_form: Uri,
     use_absolute: bool,
     headers: HeaderMap,
     body: Bytes,
+    /// The HTTP/1.1 request head, serialized once; with the body too when that is small.
+    h1_message: Vec<u8>,
+    /// Whether `h1_message` holds the body.
+    h1_joined: bool,
 }
 
 impl Template {
@@ -59,24 +70,65 @@ impl Template {
         for h in &spec.headers {
             headers.append(h.name.clone(), h.value.clone());
         }
+        let target = if absolute {
+            &absolute_form
+        } else {
+            &origin_form
+        };
+        let mut h1_message = h1_head(&spec.method, &target.to_string(), &headers, &spec.body);
+        let h1_joined = spec.body.len() <= JOIN_BODY;
+        if h1_joined {
+            h1_message.extend_from_slice(&spec.body);
+        }
         Ok(Template {
             base_path: endpoint.base_path.clone(),
             origin: endpoint.origin(),
             method: spec.method.clone(),
-            origin_form,
             absolute_form,
             use_absolute: absolute,
             headers,
             body: spec.body.clone(),
+            h1_message,
+            h1_joined,
         })
     }
 
-    /// The request, and (when `track_write`) the signal that its body has been written.
-    fn build(
-        &self,
-        h2: bool,
-        track_write: bool,
-    ) -> (Request<ReqBody>, Option<oneshot::Receiver<()>>) {
+    /// The HTTP/1.1 request as two writes (the second empty when the body joined the head).
+    fn h1_request(&self) -> (&[u8], &[u8]) {
+        if self.h1_joined {
+            (&self.h1_message, &[])
+        } else {
+            (&self.h1_message, &self.body)
+        }
+    }
+
+    /// The path of an async job's status poll, with the endpoint's prefix, in the form the
+    /// connection needs.
+    fn poll_target(&self, path: &str, absolute: bool) -> Result<Uri, Failure> {
+        let path = format!("{}{path}", self.base_path);
+        if absolute {
+            format!("{}{path}", self.origin).parse::<Uri>()
+        } else {
+            path.parse::<Uri>()
+        }
+        .map_err(|_| Failure::new(ErrorKind::Other, format!("not a valid poll path: {path}")))
+    }
+
+    /// An async job's status poll over HTTP/1.1: `GET` of `path` with the request's headers.
+    fn h1_poll(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        let target = self.poll_target(path, self.use_absolute)?;
+        let mut headers = self.headers.clone();
+        headers.remove(CONTENT_TYPE);
+        Ok(h1_head(
+            &Method::GET,
+            &target.to_string(),
+            &headers,
+            &Bytes::new(),
+        ))
+    }
+
+    /// The HTTP/2 request, and (when `track_write`) the signal that its body has been written.
+    fn build_h2(&self, track_write: bool) -> (Request<ReqBody>, Option<oneshot::Receiver<()>>) {
         let (body, written) = if track_write {
             let (b, rx) = ReqBody::tracked(self.body.clone());
             (b, Some(rx))
@@ -85,47 +137,56 @@ impl Template {
         };
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.absolute_form.clone();
+        *req.version_mut() = Version::HTTP_2;
         // A recycled map (see `headers`), not a clone: a clone allocates, then grows while hyper
         // parses the response's headers into it.
         let headers = req.headers_mut();
         *headers = super::headers::spare();
         for (name, value) in &self.headers {
-            if !(h2 && name == HOST) {
+            if name != HOST {
                 headers.append(name.clone(), value.clone());
             }
-        }
-        if h2 {
-            *req.uri_mut() = self.absolute_form.clone();
-            *req.version_mut() = Version::HTTP_2;
-        } else if self.use_absolute {
-            *req.uri_mut() = self.absolute_form.clone();
-        } else {
-            *req.uri_mut() = self.origin_form.clone();
         }
         (req, written)
     }
 
-    /// An async job's status poll: `GET` of `path` with the request's headers but no body.
-    fn build_poll(&self, path: &str, h2: bool) -> Result<Request<ReqBody>, Failure> {
-        let path = format!("{}{path}", self.base_path);
-        let absolute = h2 || self.use_absolute;
-        let uri = if absolute {
-            format!("{}{path}", self.origin).parse::<Uri>()
-        } else {
-            path.parse::<Uri>()
-        }
-        .map_err(|_| Failure::new(ErrorKind::Other, format!("not a valid poll path: {path}")))?;
+    /// An async job's status poll over HTTP/2: `GET` of `path` with the request's headers.
+    fn h2_poll(&self, path: &str) -> Result<Request<ReqBody>, Failure> {
         let mut req = Request::new(ReqBody::new(Bytes::new()));
-        *req.uri_mut() = uri;
+        *req.uri_mut() = self.poll_target(path, true)?;
+        *req.version_mut() = Version::HTTP_2;
         let headers = req.headers_mut();
         *headers = self.headers.clone();
         headers.remove(CONTENT_TYPE);
-        if h2 {
-            *req.version_mut() = Version::HTTP_2;
-            req.headers_mut().remove(HOST);
-        }
+        headers.remove(HOST);
         Ok(req)
     }
+}
+
+/// An HTTP/1.1 request head: request line, `headers` (minus any `Content-Length`, which follows
+/// from `body`: sent when there is a body or the method expects one, as hyper and curl do).
+fn h1_head(method: &Method, target: &str, headers: &HeaderMap, body: &Bytes) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let expects_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    if !headers.contains_key(TRANSFER_ENCODING) && (!body.is_empty() || expects_body) {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Which request an attempt sends.
@@ -298,52 +359,13 @@ impl NativeClient {
         &self.pool
     }
 
-    /// Sends the request: the write phase (until the body is taken, bounded by `timeout.write`),
-    /// then the read phase (until the response head, bounded by `timeout.read`).
-    async fn send(
-        &self,
-        lease: &mut super::pool::Lease<'_>,
-        req: Request<ReqBody>,
-        written: Option<oneshot::Receiver<()>>,
-    ) -> Result<Result<http::Response<hyper::body::Incoming>, hyper::Error>, Failure> {
-        let send = lease.sender().send(req);
-        tokio::pin!(send);
-        // Write phase: until the connection has taken the whole body (or a response came first).
-        let early = match written {
-            None => None,
-            Some(written) => {
-                let limit = self.write_timeout.unwrap_or_default();
-                tokio::select! {
-                    r = &mut send => Some(r),
-                    w = tokio::time::timeout(limit, written) => match w {
-                        Ok(_) => None,
-                        Err(_) => return Err(Failure::new(
-                            ErrorKind::WriteTimeout,
-                            format!("the request body was not sent within the write timeout of {limit:?}"),
-                        )),
-                    },
-                }
-            }
-        };
-        // Read phase: until the response head.
-        Ok(match early {
-            Some(r) => r,
-            None => {
-                with_timeout(self.read_timeout, &mut send, || {
-                    read_timeout("response head", self.read_timeout)
-                })
-                .await?
-            }
-        })
-    }
-
     /// One attempt; `started` is when the client was called (pool wait and timeout count from it).
     async fn exchange(
         &self,
         started: Instant,
         out: &mut Outcome,
         what: RequestKind<'_>,
-        mut capture: Option<&mut Vec<u8>>,
+        capture: Option<&mut Vec<u8>>,
     ) -> Result<(), Failure> {
         let mut lease = match self.pool.checkout(started).await {
             Ok(l) => l,
@@ -354,33 +376,96 @@ impl NativeClient {
         };
         out.pool_wait = lease.pool_wait;
         out.conn = lease.usage;
-        let reused = lease.usage.is_reused();
-        let (req, written) = match what {
+        let exchanged = match lease.sender() {
+            Leased::H1 { conn, .. } => self.exchange_h1(conn, out, what, capture).await,
+            Leased::H2 { sender, .. } => self.exchange_h2(sender, out, what, capture).await,
+        };
+        match exchanged {
+            Ok(true) => lease.reusable(),
+            Ok(false) => {}
+            Err(f) => return Err(stale_context(f, out.conn)),
+        }
+        status_failure(out.status.unwrap_or_default())
+    }
+
+    /// One request on an HTTP/1.1 connection: write it whole (bounded by `timeout.write`), then
+    /// read the head and the body (each wait for bytes bounded by `timeout.read`). `Ok(true)`:
+    /// the connection can be reused.
+    async fn exchange_h1(
+        &self,
+        conn: &mut H1Conn,
+        out: &mut Outcome,
+        what: RequestKind<'_>,
+        mut capture: Option<&mut Vec<u8>>,
+    ) -> Result<bool, Failure> {
+        let reused = out.conn.is_reused();
+        let poll;
+        let (first, rest, head_request) = match what {
             RequestKind::Request => {
-                let track_write = self.write_timeout.is_some() && !self.template.body.is_empty();
-                self.template.build(lease.is_h2(), track_write)
+                let (first, rest) = self.template.h1_request();
+                (first, rest, self.template.method == Method::HEAD)
             }
-            RequestKind::Poll(path) => (self.template.build_poll(path, lease.is_h2())?, None),
+            RequestKind::Poll(path) => {
+                poll = self.template.h1_poll(path)?;
+                (&poll[..], &[][..], false)
+            }
         };
         let stream = self.stream && what == RequestKind::Request;
         let sent = Instant::now();
-        let resp = self.send(&mut lease, req, written).await?.map_err(|e| {
-            let mut f = classify(&e, Phase::Request, reused);
-            if let (ErrorKind::StaleConnection, ConnUse::Reused { age, idle }) = (f.kind, out.conn)
-            {
-                f.message = format!(
-                    "{} (on a reused connection idle for {}, opened {} before)",
-                    f.message,
-                    crate::units::format_duration(idle),
-                    crate::units::format_duration(age)
-                );
+        conn.write(first, rest, self.write_timeout, reused).await?;
+        let head = conn
+            .read_head(head_request, self.read_timeout, reused)
+            .await?;
+        let at_head = Instant::now();
+        out.ttfb = Some(at_head.duration_since(sent));
+        out.status = Some(head.status);
+        out.retry_after = head.retry_after;
+        let mut events = stream.then(|| super::sse::EventCounter::new(sent));
+        let mut bytes = 0u64;
+        let read = conn
+            .read_body(&head, self.read_timeout, |d| {
+                bytes += d.len() as u64;
+                keep(&mut capture, d);
+                if let Some(c) = &mut events {
+                    c.feed(d, Instant::now());
+                }
+            })
+            .await;
+        out.bytes = bytes;
+        // A stream cut short still tells how far it got.
+        out.stream = events.map(|c| Box::new(c.finish()));
+        let reusable = read?;
+        out.body = Some(at_head.elapsed());
+        Ok(reusable)
+    }
+
+    /// One request as a stream of an HTTP/2 connection (hyper's): the write phase (until the
+    /// body is taken, bounded by `timeout.write`), then the read phase (the response head, then
+    /// each body frame, bounded by `timeout.read`). `Ok(true)`: the connection can be reused.
+    async fn exchange_h2(
+        &self,
+        sender: &mut http2::SendRequest<ReqBody>,
+        out: &mut Outcome,
+        what: RequestKind<'_>,
+        mut capture: Option<&mut Vec<u8>>,
+    ) -> Result<bool, Failure> {
+        let reused = out.conn.is_reused();
+        let (req, written) = match what {
+            RequestKind::Request => {
+                let track_write = self.write_timeout.is_some() && !self.template.body.is_empty();
+                self.template.build_h2(track_write)
             }
-            f
-        })?;
+            RequestKind::Poll(path) => (self.template.h2_poll(path)?, None),
+        };
+        let stream = self.stream && what == RequestKind::Request;
+        let sent = Instant::now();
+        let resp = self
+            .send_h2(sender, req, written)
+            .await?
+            .map_err(|e| classify(&e, Phase::Request, reused))?;
         let head = Instant::now();
         out.ttfb = Some(head.duration_since(sent));
-        let status = resp.status().as_u16();
-        out.status = Some(status);
+        out.status = Some(resp.status().as_u16());
         out.retry_after = retry_after(resp.headers());
         let (head_parts, mut body) = resp.into_parts();
         super::headers::recycle(head_parts.headers);
@@ -412,9 +497,63 @@ impl NativeClient {
         out.stream = events.map(|c| Box::new(c.finish()));
         read?;
         out.body = Some(head.elapsed());
-        lease.reusable();
-        status_failure(status)
+        Ok(true)
     }
+
+    /// Sends an HTTP/2 request: the write phase (until the body is taken, bounded by
+    /// `timeout.write`), then the read phase (until the response head, bounded by `timeout.read`).
+    async fn send_h2(
+        &self,
+        sender: &mut http2::SendRequest<ReqBody>,
+        req: Request<ReqBody>,
+        written: Option<oneshot::Receiver<()>>,
+    ) -> Result<Result<http::Response<hyper::body::Incoming>, hyper::Error>, Failure> {
+        let send = async {
+            sender.ready().await?;
+            sender.send_request(req).await
+        };
+        tokio::pin!(send);
+        // Write phase: until the connection has taken the whole body (or a response came first).
+        let early = match written {
+            None => None,
+            Some(written) => {
+                let limit = self.write_timeout.unwrap_or_default();
+                tokio::select! {
+                    r = &mut send => Some(r),
+                    w = tokio::time::timeout(limit, written) => match w {
+                        Ok(_) => None,
+                        Err(_) => return Err(Failure::new(
+                            ErrorKind::WriteTimeout,
+                            format!("the request body was not sent within the write timeout of {limit:?}"),
+                        )),
+                    },
+                }
+            }
+        };
+        // Read phase: until the response head.
+        Ok(match early {
+            Some(r) => r,
+            None => {
+                with_timeout(self.read_timeout, &mut send, || {
+                    read_timeout("response head", self.read_timeout)
+                })
+                .await?
+            }
+        })
+    }
+}
+
+/// Says, for a stale connection, how long it had been idle and how old it was.
+fn stale_context(mut f: Failure, conn: ConnUse) -> Failure {
+    if let (ErrorKind::StaleConnection, ConnUse::Reused { age, idle }) = (f.kind, conn) {
+        f.message = format!(
+            "{} (on a reused connection idle for {}, opened {} before)",
+            f.message,
+            crate::units::format_duration(idle),
+            crate::units::format_duration(age)
+        );
+    }
+    f
 }
 
 fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
@@ -430,7 +569,7 @@ fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
 /// `fut` within `limit` (counted from now). The first poll goes without a timer: a body's frames
 /// are mostly buffered already, and a timer costs a clock read (and, once pending, a timer-wheel
 /// entry).
-async fn with_timeout<F: std::future::Future>(
+pub(super) async fn with_timeout<F: std::future::Future>(
     limit: Option<Duration>,
     fut: F,
     on_timeout: impl FnOnce() -> Failure,

@@ -1,5 +1,5 @@
 //! Opening one connection, each step timed apart: DNS, TCP connect (plus the proxy's CONNECT
-//! tunnel for https through a proxy), TLS handshake, then hyper's HTTP/1.1 or HTTP/2 handshake.
+//! tunnel for https through a proxy), TLS handshake, then (for HTTP/2 only) hyper's handshake.
 //!
 //! `timeout.connect` bounds all of it, as httpx's connect timeout does. Errors are classified here
 //! (phase: connect) so the caller only sees a [`Failure`].
@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -24,11 +24,12 @@ use crate::metrics::{ErrorKind, Failure, Phase, error::classify};
 use crate::scenario::{Endpoint, HttpVersion, Profile, Scheme};
 
 pub use super::body::ReqBody;
+use super::h1::{H1Conn, Stream};
 
 /// A ready-to-use HTTP connection handle.
 pub enum Sender {
-    /// An HTTP/1.1 connection: one request at a time.
-    H1(http1::SendRequest<ReqBody>),
+    /// An HTTP/1.1 connection: one request at a time, driven by the request's own task.
+    H1(H1Conn),
     /// An HTTP/2 connection: shared by many requests.
     H2(http2::SendRequest<ReqBody>),
 }
@@ -125,8 +126,11 @@ impl Connector {
         let tcp = t.elapsed();
         match &self.tls {
             None => {
-                let h2 = self.version == HttpVersion::Http2;
-                let sender = handshake(stream, h2).await?;
+                let sender = if self.version == HttpVersion::Http2 {
+                    h2_handshake(stream).await?
+                } else {
+                    Sender::H1(H1Conn::new(Stream::Tcp(stream)))
+                };
                 Ok(Connected {
                     sender,
                     dns,
@@ -141,8 +145,11 @@ impl Connector {
                     .await
                     .map_err(|e| tls_failure(&e))?;
                 let tls_time = t.elapsed();
-                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let sender = handshake(tls, h2).await?;
+                let sender = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    h2_handshake(tls).await?
+                } else {
+                    Sender::H1(H1Conn::new(Stream::Tls(Box::new(tls))))
+                };
                 Ok(Connected {
                     sender,
                     dns,
@@ -222,22 +229,16 @@ async fn tunnel(stream: &mut TcpStream, authority: &str) -> Result<(), Failure> 
     Ok(())
 }
 
-async fn handshake<S>(io: S, h2: bool) -> Result<Sender, Failure>
+/// hyper's HTTP/2 handshake; the connection's task is spawned on the caller's runtime.
+async fn h2_handshake<S>(io: S) -> Result<Sender, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let fail = |e: hyper::Error| classify(&e, Phase::Connect, false);
-    if h2 {
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-            .await
-            .map_err(fail)?;
-        tokio::spawn(conn);
-        Ok(Sender::H2(sender))
-    } else {
-        let (sender, conn) = http1::handshake(TokioIo::new(io)).await.map_err(fail)?;
-        tokio::spawn(conn);
-        Ok(Sender::H1(sender))
-    }
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|e| classify(&e, Phase::Connect, false))?;
+    tokio::spawn(conn);
+    Ok(Sender::H2(sender))
 }
 
 fn provider() -> Arc<CryptoProvider> {

@@ -1,6 +1,7 @@
-//! Header maps for requests without an allocation per request.
+//! Header maps for HTTP/2 requests without an allocation per request (HTTP/1.1 requests are
+//! written from bytes serialized once, see `engine::h1`).
 //!
-//! hyper's HTTP/1.1 client writes a request's headers out of its `HeaderMap`, keeps the emptied map
+//! hyper's client writes a request's headers out of its `HeaderMap`, keeps the emptied map
 //! and parses the response's headers into it. [`spare`] hands out a map for a request: one that a
 //! finished response gave back through [`recycle`] (emptied, its capacity kept, so it already fits
 //! the server's headers), or a new one with room for [`CAPACITY`] headers. A cloned template map
@@ -8,6 +9,7 @@
 //! response into it: two allocations, two reallocations and their frees per request.
 //!
 //! The spares are per thread: a shard's requests and their connections run on the shard's thread.
+//! (Measured when HTTP/1.1 still went through hyper: −1.6k instructions per request.)
 
 use std::cell::RefCell;
 

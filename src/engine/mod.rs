@@ -12,6 +12,7 @@
 mod body;
 pub mod client;
 pub mod connect;
+pub mod h1;
 mod headers;
 pub mod load;
 pub mod pacer;

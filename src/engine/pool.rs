@@ -5,9 +5,10 @@
 //!   `timeout.pool` fails it as `PoolTimeout` before anything is sent.
 //! - at most `max_keepalive_connections` idle connections kept, each for at most
 //!   `keepalive_expiry` after its last use. The most recently used idle connection is taken first,
-//!   among those whose connection task runs on the caller's shard when there are any (see
+//!   among those whose socket is registered with the caller's shard when there are any (see
 //!   [`super::shards`]): a request then never wakes another thread. An idle connection the server
-//!   has closed is discarded at checkout (and counted).
+//!   has closed is discarded at checkout (and counted): one non-blocking read tells, as httpx
+//!   checks whether an idle socket is readable.
 //! - HTTP/2: a connection carries up to [`H2_STREAMS`] requests at once; a new one is opened only
 //!   when every open one is full and none is being opened.
 //! - `reuse_client = false`: every request opens its own connection and closes it (client side
@@ -21,10 +22,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use tokio::sync::{Notify, Semaphore};
 
 use super::connect::{Connected, Connector, ReqBody, Sender};
+use super::h1::H1Conn;
 use crate::metrics::{ConnUse, ErrorKind, Failure};
 use crate::scenario::{HttpVersion, Profile};
 
@@ -41,7 +43,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub const H2_STREAMS: usize = 100;
 
 struct Idle {
-    sender: http1::SendRequest<ReqBody>,
+    conn: H1Conn,
     opened: Instant,
     last_used: Instant,
 }
@@ -60,7 +62,7 @@ struct State {
     h2_connecting: usize,
 }
 
-/// One shard's idle HTTP/1.1 connections (those whose task runs on the shard), on cache lines of
+/// One shard's idle HTTP/1.1 connections (those whose socket the shard's reactor watches), on cache lines of
 /// their own: a shard's requests check connections in and out here without touching anything
 /// another shard writes.
 ///
@@ -252,8 +254,8 @@ enum H2Step {
 pub enum Leased {
     /// An HTTP/1.1 connection, exclusively this request's.
     H1 {
-        /// The handle.
-        sender: http1::SendRequest<ReqBody>,
+        /// The connection.
+        conn: H1Conn,
         /// When the connection was opened.
         opened: Instant,
     },
@@ -431,28 +433,25 @@ impl Pool {
     }
 
     /// Takes the most recently used live idle connection of `shard`'s list, if any; frees its
-    /// place (and those of connections found closed or expired).
+    /// place (and those of connections found closed or expired). The check for a closed
+    /// connection (a read) happens outside the lock.
     fn pop_idle(&self, shard: usize, now: Instant) -> Option<Idle> {
-        let mut list = lock(&self.idle[shard].list);
-        self.evict_expired(&mut list, now);
-        let mut freed = 0;
-        let mut found = None;
-        while let Some(c) = list.pop_back() {
-            freed += 1;
-            if c.sender.is_closed() {
-                self.stats
-                    .closed_idle_discarded
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
+        let mut evict = true;
+        loop {
+            let mut list = lock(&self.idle[shard].list);
+            if std::mem::take(&mut evict) {
+                self.evict_expired(&mut list, now);
             }
-            found = Some(c);
-            break;
+            let mut c = list.pop_back()?;
+            drop(list);
+            self.free_places.fetch_add(1, Ordering::Relaxed);
+            if !c.conn.is_closed() {
+                return Some(c);
+            }
+            self.stats
+                .closed_idle_discarded
+                .fetch_add(1, Ordering::Relaxed);
         }
-        drop(list);
-        if freed > 0 {
-            self.free_places.fetch_add(freed, Ordering::Relaxed);
-        }
-        found
     }
 
     /// The most recently used idle connection of the caller's shard, or else of any shard, with
@@ -480,7 +479,7 @@ impl Pool {
             idle: now.duration_since(c.last_used),
         };
         let conn = Leased::H1 {
-            sender: c.sender,
+            conn: c.conn,
             opened: c.opened,
         };
         Some((conn, usage, home, now))
@@ -590,10 +589,7 @@ impl Pool {
             self.h2_changed.notify_waiters();
         }
         let conn = match c.sender {
-            Sender::H1(sender) => Leased::H1 {
-                sender,
-                opened: now,
-            },
+            Sender::H1(conn) => Leased::H1 { conn, opened: now },
             Sender::H2(sender) => {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 if self.reuse {
@@ -614,15 +610,16 @@ impl Pool {
                 Leased::H2 { id, sender }
             }
         };
-        // The connection's task was spawned on the caller's runtime (see `connect::handshake`).
+        // The socket is registered with the caller's runtime (and an HTTP/2 connection's task
+        // spawned there).
         self.lease(conn, usage, permit, pool_wait, self.home())
     }
 
     fn release(&self, conn: Leased, reusable: bool, home: usize) {
         match conn {
-            Leased::H1 { sender, opened } => {
-                if !(self.reuse && reusable) || sender.is_closed() || self.max_idle == 0 {
-                    return; // dropping the sender closes the connection
+            Leased::H1 { conn, opened } => {
+                if !(self.reuse && reusable) || self.max_idle == 0 {
+                    return; // dropping the connection closes it, client side first
                 }
                 let now = Instant::now();
                 if !self.take_place(now) {
@@ -631,7 +628,7 @@ impl Pool {
                 let mut list = lock(&self.idle[home].list);
                 self.evict_expired(&mut list, now);
                 list.push_back(Idle {
-                    sender,
+                    conn,
                     opened,
                     last_used: now,
                 });
@@ -686,25 +683,6 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.pool.release(conn, self.reusable, self.home);
-        }
-    }
-}
-
-impl Leased {
-    /// Waits until the connection can take a request, then sends it.
-    pub async fn send(
-        &mut self,
-        req: http::Request<ReqBody>,
-    ) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
-        match self {
-            Leased::H1 { sender, .. } => {
-                sender.ready().await?;
-                sender.send_request(req).await
-            }
-            Leased::H2 { sender, .. } => {
-                sender.ready().await?;
-                sender.send_request(req).await
-            }
         }
     }
 }

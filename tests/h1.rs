@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use common::{only, run};
 use connscope::metrics::ErrorKind;
 
-/// A server answering every request with `response`, closing after each when `close`; it keeps
-/// what it received and stops accepting after 10 s.
+/// A server answering every request with `response` (at most `answers` per connection, then it
+/// reads on and answers nothing), closing after each when `close`; it keeps what it received and
+/// stops accepting after 10 s.
 struct Raw {
     port: u16,
     received: Arc<Mutex<Vec<u8>>>,
@@ -23,6 +24,10 @@ struct Raw {
 
 impl Raw {
     fn start(response: &'static [u8], close: bool) -> Raw {
+        Raw::answering(response, close, usize::MAX)
+    }
+
+    fn answering(response: &'static [u8], close: bool, answers: usize) -> Raw {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -38,7 +43,9 @@ impl Raw {
                     Ok((s, _)) => {
                         *acc.lock().unwrap() += 1;
                         let rx = rx.clone();
-                        conns.push(std::thread::spawn(move || serve(s, response, close, &rx)));
+                        conns.push(std::thread::spawn(move || {
+                            serve(s, response, close, answers, &rx)
+                        }));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -60,7 +67,13 @@ impl Raw {
 }
 
 /// Reads requests (head, then a `content-length` body) and answers each.
-fn serve(mut s: TcpStream, response: &[u8], close: bool, received: &Mutex<Vec<u8>>) {
+fn serve(
+    mut s: TcpStream,
+    response: &[u8],
+    close: bool,
+    mut answers: usize,
+    received: &Mutex<Vec<u8>>,
+) {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -82,6 +95,10 @@ fn serve(mut s: TcpStream, response: &[u8], close: bool, received: &Mutex<Vec<u8
             }
         };
         received.lock().unwrap().extend(buf.drain(..end));
+        if answers == 0 {
+            continue;
+        }
+        answers -= 1;
         if s.write_all(response).is_err() {
             return;
         }
@@ -193,5 +210,38 @@ async fn a_malformed_response_or_a_short_body_is_a_failure_that_says_why() {
         p.errors[0].example.contains("5 bytes of the body missing"),
         "{:?}",
         p.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_timeout_is_armed_again_for_each_request_on_a_connection() {
+    // Each connection gets one answer; the next request on it waits for a head that never comes.
+    let server = Raw::answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", false, 1);
+    let r = run(&format!(
+        r#"
+target = "{}"
+[load]
+stages = [{{ duration = "5s", concurrency = 2 }}]
+max_requests = 4
+[[profiles]]
+timeout = {{ read = "300ms" }}
+"#,
+        server.url()
+    ))
+    .await;
+    let p = only(&r);
+    let timeouts = p.error_count(ErrorKind::ReadTimeout);
+    assert_eq!(p.ok + timeouts, 4, "{:?}", p.errors);
+    assert_eq!(p.ok, p.connections.opened, "one answer per connection");
+    assert!(timeouts >= 1, "{:?}", p.errors);
+    assert!(
+        p.errors[0]
+            .example
+            .contains("no response head within the read timeout of 300ms")
+    );
+    assert!(
+        p.latency.max_us >= 300_000 && p.latency.max_us < 1_000_000,
+        "{}",
+        p.latency.max_us
     );
 }

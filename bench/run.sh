@@ -2,15 +2,20 @@
 # connscope performance benchmark: load generation against oha and wrk, the bundled mock against
 # nginx, measurement overhead, new-connection-per-request and memory. All on loopback; every run is
 # bounded (DURATION each). Figures are ratios measured in this one run, because the machine is shared.
+# Each throughput cell runs ROUNDS rounds of the tools in turn and reports the median (and range):
+# unpinned, one run alone is at the mercy of where the scheduler puts the threads (the same wrk
+# run against nginx read 165k and 358k req/s within minutes).
 #
-#   bash bench/run.sh            # full run (~8 min on 2 cores)
-#   DURATION=5 bash bench/run.sh # shorter runs
+#   bash bench/run.sh                      # full run (~10 min on 2 cores)
+#   DURATION=2 ROUNDS=1 bash bench/run.sh  # a quick look
 #
 # Installs what it needs on a fresh machine: wrk, nginx-light, GNU time (Debian) and oha (cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+SHORT=${SHORT:-10} # the two memory runs
 LONG=${LONG:-60}
 DRAIN=${DRAIN:-61} # seconds to let TIME_WAIT sockets expire between the two new-connection runs
 MOCK_PORT=18080
@@ -121,25 +126,42 @@ print(rps, "%.3f" % ms(p["50"]), "%.3f" % ms(p["99"]))'
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else 'n/a')" "$1" "$2"; }
 
-row() { printf '%-44s %12s %10s %10s\n' "$@"; }
+# median FILE: of the "RPS P50 P99" lines in FILE, prints "RPS MIN-MAX P50 P99" (medians).
+median() {
+  python3 -c '
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+rps, p50, p99 = (statistics.median(c) for c in zip(*rows))
+lo, hi = min(r[0] for r in rows), max(r[0] for r in rows)
+print(f"{rps:.0f} {lo/1e3:.0f}k-{hi/1e3:.0f}k {p50:.3f} {p99:.3f}")' "$1"
+}
+
+row() { printf '%-36s %10s %13s %8s %8s\n' "$@"; }
 
 throughput_table() { # label pin-server pin-client client-threads
   local label=$1 spin=$2 cpin=$3 cthreads=$4
   echo
-  echo "## keep-alive throughput, $label"
-  row "run" "req/s" "p50 ms" "p99 ms"
+  echo "## keep-alive throughput, $label; median of $ROUNDS rounds"
+  row "run" "req/s" "range" "p50 ms" "p99 ms"
   for target in mock nginx; do
     local url
     if [ $target = mock ]; then url=http://127.0.0.1:$MOCK_PORT/; else url=http://127.0.0.1:$NGINX_PORT/; fi
     for c in 16 128; do
-      # Alternate the tools so drift hits all alike.
-      read -r cs cs50 cs99 <<<"$(run_connscope "$url" "$c" "$cpin" "$cthreads")"
-      read -r oh oh50 oh99 <<<"$(run_oha "$url" "$c" "$cpin")"
-      read -r wr wr50 wr99 <<<"$(run_wrk "$url" "$c" "$cpin" "$cthreads")"
-      row "connscope  $target c=$c" "$cs" "$cs50" "$cs99"
-      row "oha        $target c=$c" "$oh" "$oh50" "$oh99"
-      row "wrk        $target c=$c" "$wr" "$wr50" "$wr99"
-      row "  ratio connscope/oha = $(ratio "$cs" "$oh"), connscope/wrk = $(ratio "$cs" "$wr")" "" "" ""
+      rm -f "$WORK"/cell-*
+      # Alternate the tools, round after round, so drift hits all alike.
+      for _ in $(seq "$ROUNDS"); do
+        run_connscope "$url" "$c" "$cpin" "$cthreads" >>"$WORK/cell-connscope"
+        run_oha "$url" "$c" "$cpin" >>"$WORK/cell-oha"
+        run_wrk "$url" "$c" "$cpin" "$cthreads" >>"$WORK/cell-wrk"
+      done
+      local cs oh wr range p50 p99
+      read -r cs range p50 p99 <<<"$(median "$WORK/cell-connscope")"
+      row "connscope  $target c=$c" "$cs" "$range" "$p50" "$p99"
+      read -r oh range p50 p99 <<<"$(median "$WORK/cell-oha")"
+      row "oha        $target c=$c" "$oh" "$range" "$p50" "$p99"
+      read -r wr range p50 p99 <<<"$(median "$WORK/cell-wrk")"
+      row "wrk        $target c=$c" "$wr" "$range" "$p50" "$p99"
+      echo "  ratio connscope/oha = $(ratio "$cs" "$oh"), connscope/wrk = $(ratio "$cs" "$wr")"
       eval "WRK_${target}_${c}=$wr"
     done
   done
@@ -147,7 +169,7 @@ throughput_table() { # label pin-server pin-client client-threads
     local m n
     m=$(eval echo "\$WRK_mock_$c")
     n=$(eval echo "\$WRK_nginx_$c")
-    row "  mock/nginx under wrk c=$c = $(ratio "$m" "$n")" "" "" ""
+    echo "  mock/nginx under wrk c=$c = $(ratio "$m" "$n")"
   done
 }
 
@@ -155,7 +177,7 @@ main() {
   install_tools
   log "building connscope (release)"
   cargo build --release -q
-  echo "# connscope benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DURATION}s per run"
+  echo "# connscope benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DURATION}s per run, $ROUNDS rounds"
   echo "# $(./target/release/connscope --version), $(oha --version 2>/dev/null | head -1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1)"
 
   local cores
@@ -164,45 +186,51 @@ main() {
   throughput_table "unpinned (client and server share $cores cores)" "" "" "$cores"
 
   echo
-  echo "## measurement overhead (mock, c=128, unpinned)"
-  row "run" "req/s" "p50 ms" "p99 ms"
-  read -r full f50 f99 <<<"$(run_connscope "http://127.0.0.1:$MOCK_PORT/" 128 "" "$cores")"
-  read -r lean l50 l99 <<<"$(run_connscope "http://127.0.0.1:$MOCK_PORT/" 128 "" "$cores" --no-sockets)"
-  row "full (phases + socket sampling)" "$full" "$f50" "$f99"
-  row "without socket sampling" "$lean" "$l50" "$l99"
-  row "  full/lean = $(ratio "$full" "$lean")" "" "" ""
+  echo "## measurement overhead (mock, c=128, unpinned); median of $ROUNDS rounds"
+  row "run" "req/s" "range" "p50 ms" "p99 ms"
+  rm -f "$WORK"/cell-*
+  for _ in $(seq "$ROUNDS"); do
+    run_connscope "http://127.0.0.1:$MOCK_PORT/" 128 "" "$cores" >>"$WORK/cell-full"
+    run_connscope "http://127.0.0.1:$MOCK_PORT/" 128 "" "$cores" --no-sockets >>"$WORK/cell-lean"
+  done
+  local full lean range p50 p99
+  read -r full range p50 p99 <<<"$(median "$WORK/cell-full")"
+  row "full (phases + socket sampling)" "$full" "$range" "$p50" "$p99"
+  read -r lean range p50 p99 <<<"$(median "$WORK/cell-lean")"
+  row "without socket sampling" "$lean" "$range" "$p50" "$p99"
+  echo "  full/lean = $(ratio "$full" "$lean")"
 
   echo
   echo "## new connection per request (mock, c=16)"
-  row "run" "req/s" "p50 ms" "peak TIME_WAIT"
+  printf '%-36s %10s %13s %8s %14s\n' "run" "req/s" "" "p50 ms" "peak TIME_WAIT"
   local tw_file=$WORK/tw
   sample_tw() { local peak=0 n; while kill -0 "$1" 2>/dev/null; do n=$(ss -tan state time-wait | tail -n +2 | wc -l); [ "$n" -gt "$peak" ] && peak=$n; sleep 0.5; done; echo "$peak" >"$tw_file"; }
-  ./target/release/connscope quick "http://127.0.0.1:$MOCK_PORT/" -c 16 -z "${DURATION}s" --disable-keepalive --json 2>/dev/null >"$WORK/nc.json" &
+  ./target/release/connscope quick "http://127.0.0.1:$MOCK_PORT/" -c 16 -z "${SHORT}s" --disable-keepalive --json 2>/dev/null >"$WORK/nc.json" &
   local pid=$!
   PIDS+=("$pid")
   sample_tw "$pid"
   wait "$pid" || true
   read -r ncr nc50 <<<"$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["profiles"][0]; print(p["rps"], p["latency"]["p50_us"]/1e3)' "$WORK/nc.json")"
-  row "connscope --disable-keepalive" "$ncr" "$nc50" "$(cat "$tw_file")"
+  printf '%-36s %10s %13s %8s %14s\n' "connscope --disable-keepalive" "$ncr" "" "$nc50" "$(cat "$tw_file")"
   sleep "$DRAIN" # let TIME_WAIT drain so wrk starts from the same state
-  wrk -t2 -c16 -d"${DURATION}s" --latency -H "Connection: close" "http://127.0.0.1:$MOCK_PORT/" >"$WORK/wrk-close.txt" 2>/dev/null &
+  wrk -t2 -c16 -d"${SHORT}s" --latency -H "Connection: close" "http://127.0.0.1:$MOCK_PORT/" >"$WORK/wrk-close.txt" 2>/dev/null &
   pid=$!
   PIDS+=("$pid")
   sample_tw "$pid"
   wait "$pid" || true
-  row "wrk -H 'Connection: close'" "$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-close.txt")" "" "$(cat "$tw_file")"
+  printf '%-36s %10s %13s %8s %14s\n' "wrk -H 'Connection: close'" "$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-close.txt")" "" "" "$(cat "$tw_file")"
   echo "  (connscope closes first, so TIME_WAIT is on the client's ports; with Connection: close the server closes first)"
 
   echo
   echo "## memory (max RSS of connscope quick, mock, c=128)"
   local short long
-  /usr/bin/time -f '%M' -o "$WORK/rss-short" ./target/release/connscope quick "http://127.0.0.1:$MOCK_PORT/" -c 128 -z "${DURATION}s" >/dev/null 2>&1
+  /usr/bin/time -f '%M' -o "$WORK/rss-short" ./target/release/connscope quick "http://127.0.0.1:$MOCK_PORT/" -c 128 -z "${SHORT}s" >/dev/null 2>&1
   /usr/bin/time -f '%M' -o "$WORK/rss-long" ./target/release/connscope quick "http://127.0.0.1:$MOCK_PORT/" -c 128 -z "${LONG}s" >/dev/null 2>&1
   short=$(tail -1 "$WORK/rss-short")
   long=$(tail -1 "$WORK/rss-long")
-  row "${DURATION}s run max RSS (KiB)" "$short" "" ""
-  row "${LONG}s run max RSS (KiB)" "$long" "" ""
-  row "  long/short = $(ratio "$long" "$short")" "" "" ""
+  echo "${SHORT}s run max RSS: $short KiB"
+  echo "${LONG}s run max RSS: $long KiB"
+  echo "  long/short = $(ratio "$long" "$short")"
   stop_servers
 
   start_servers "taskset -c 0" 1 1

@@ -556,7 +556,8 @@ fn stale_context(mut f: Failure, conn: ConnUse) -> Failure {
     f
 }
 
-fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
+/// The `ReadTimeout` failure for a wait for `what` (e.g. "response head").
+pub(super) fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
     Failure::new(
         ErrorKind::ReadTimeout,
         format!(

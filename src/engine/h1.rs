@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 use tokio_rustls::client::TlsStream;
 
-use super::client::with_timeout;
+use super::client::{read_timeout, with_timeout};
 use crate::metrics::{ErrorKind, Failure, Phase, error::classify};
 
 /// Most bytes a response head (or a chunk-size line, or a trailer) may take.
@@ -137,16 +137,6 @@ enum Body {
 
 fn invalid(what: impl std::fmt::Display) -> Failure {
     Failure::new(ErrorKind::Other, format!("invalid HTTP response: {what}"))
-}
-
-fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
-    Failure::new(
-        ErrorKind::ReadTimeout,
-        format!(
-            "no {what} within the read timeout of {:?}",
-            limit.unwrap_or_default()
-        ),
-    )
 }
 
 fn closed(phase: Phase, reused: bool, message: &str) -> Failure {

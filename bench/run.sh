@@ -6,7 +6,7 @@
 # unpinned, one run alone is at the mercy of where the scheduler puts the threads (the same wrk
 # run against nginx read 165k and 358k req/s within minutes).
 #
-#   bash bench/run.sh                      # full run (~10 min on 2 cores)
+#   bash bench/run.sh                      # full run (~13 min on 2 cores)
 #   DURATION=2 ROUNDS=1 bash bench/run.sh  # a quick look
 #
 # Installs what it needs on a fresh machine: wrk, nginx-light, GNU time (Debian) and oha (cargo).
@@ -162,14 +162,29 @@ throughput_table() { # label pin-server pin-client client-threads
       read -r wr range p50 p99 <<<"$(median "$WORK/cell-wrk")"
       row "wrk        $target c=$c" "$wr" "$range" "$p50" "$p99"
       echo "  ratio connscope/oha = $(ratio "$cs" "$oh"), connscope/wrk = $(ratio "$cs" "$wr")"
-      eval "WRK_${target}_${c}=$wr"
     done
   done
+}
+
+# The mock against nginx under the same wrk load, the two runs back to back in every round (the
+# throughput table runs them minutes apart).
+mock_vs_nginx() { # label pin-client client-threads
+  local label=$1 cpin=$2 cthreads=$3
+  echo
+  echo "## the mock against nginx under wrk, $label; median of $ROUNDS rounds"
+  row "run" "req/s" "range" "p50 ms" "p99 ms"
   for c in 16 128; do
-    local m n
-    m=$(eval echo "\$WRK_mock_$c")
-    n=$(eval echo "\$WRK_nginx_$c")
-    echo "  mock/nginx under wrk c=$c = $(ratio "$m" "$n")"
+    rm -f "$WORK"/cell-*
+    for _ in $(seq "$ROUNDS"); do
+      run_wrk "http://127.0.0.1:$MOCK_PORT/" "$c" "$cpin" "$cthreads" >>"$WORK/cell-mock"
+      run_wrk "http://127.0.0.1:$NGINX_PORT/" "$c" "$cpin" "$cthreads" >>"$WORK/cell-nginx"
+    done
+    local m n range p50 p99
+    read -r m range p50 p99 <<<"$(median "$WORK/cell-mock")"
+    row "wrk → mock  c=$c" "$m" "$range" "$p50" "$p99"
+    read -r n range p50 p99 <<<"$(median "$WORK/cell-nginx")"
+    row "wrk → nginx c=$c" "$n" "$range" "$p50" "$p99"
+    echo "  mock/nginx = $(ratio "$m" "$n")"
   done
 }
 
@@ -184,6 +199,7 @@ main() {
   cores=$(nproc)
   start_servers "" "$cores" "$cores"
   throughput_table "unpinned (client and server share $cores cores)" "" "" "$cores"
+  mock_vs_nginx "unpinned" "" "$cores"
 
   echo
   echo "## measurement overhead (mock, c=128, unpinned); median of $ROUNDS rounds"
@@ -235,6 +251,7 @@ main() {
 
   start_servers "taskset -c 0" 1 1
   throughput_table "pinned (server on core 0, client on core 1)" "taskset -c 0" "taskset -c 1" 1
+  mock_vs_nginx "pinned" "taskset -c 1" 1
   stop_servers
 }
 

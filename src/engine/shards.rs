@@ -34,6 +34,11 @@ pub struct Shards {
 impl Shards {
     /// Starts `n` (at least 1) shards.
     pub fn start(n: usize) -> io::Result<Shards> {
+        Shards::start_named(n, "connscope-shard")
+    }
+
+    /// Starts `n` (at least 1) shards whose threads are named `name-i`.
+    pub fn start_named(n: usize, name: &str) -> io::Result<Shards> {
         let n = n.max(1);
         let mut shards = Shards {
             handles: Vec::with_capacity(n),
@@ -48,7 +53,7 @@ impl Shards {
             shards.handles.push(runtime.handle().clone());
             shards.stops.push(stop_tx);
             let thread = std::thread::Builder::new()
-                .name(format!("connscope-shard-{i}"))
+                .name(format!("{name}-{i}"))
                 .spawn(move || {
                     SHARD.with(|s| s.set(i));
                     runtime.block_on(async {

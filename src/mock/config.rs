@@ -31,7 +31,9 @@ pub struct MockConfig {
     /// Response body size in bytes. Default: 2 (`ok`).
     #[serde(default = "default_body_size")]
     pub body_size: usize,
-    /// Worker threads of the mock's own runtime. Default: the number of cores.
+    /// Threads serving connections, each a single-threaded runtime of its own that gets every
+    /// `threads`-th connection accepted (accepting runs on one more thread). Default: the number
+    /// of cores.
     #[serde(default)]
     pub threads: Option<usize>,
 

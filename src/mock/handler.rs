@@ -263,7 +263,10 @@ mod tests {
     #[test]
     fn server_timing_durations_are_milliseconds_with_three_decimals() {
         assert_eq!(Ms(Duration::from_micros(12)).to_string(), "0.012");
-        assert_eq!(Ms(Duration::from_nanos(1_234_567_890)).to_string(), "1234.567");
+        assert_eq!(
+            Ms(Duration::from_nanos(1_234_567_890)).to_string(),
+            "1234.567"
+        );
         assert_eq!(Ms(Duration::ZERO).to_string(), "0.000");
         assert_eq!(
             server_timing(None, Duration::from_micros(1500)),
@@ -271,6 +274,10 @@ mod tests {
         );
         let most = Duration::MAX;
         let v = server_timing(Some(most), most);
-        assert!(v.to_str().unwrap().starts_with("queue;dur=18446744073709551.615, app;dur="));
+        assert!(
+            v.to_str()
+                .unwrap()
+                .starts_with("queue;dur=18446744073709551.615, app;dur=")
+        );
     }
 }

@@ -78,7 +78,10 @@ http {
   access_log off;
   keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    # reuseport: a listening socket per worker, so connections spread by hash. Without it a
+    # worker often took every connection of one client thread, and unpinned runs swung 2x with
+    # whether the scheduler put that pair on one core (wrk at c=16: 156k-361k req/s).
+    listen 127.0.0.1:$NGINX_PORT reuseport;
     location / { return 200 "ok"; }
   }
 }

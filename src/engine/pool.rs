@@ -62,9 +62,9 @@ struct State {
     h2_connecting: usize,
 }
 
-/// One shard's idle HTTP/1.1 connections (those whose socket the shard's reactor watches), on cache lines of
-/// their own: a shard's requests check connections in and out here without touching anything
-/// another shard writes.
+/// One shard's idle HTTP/1.1 connections (those whose socket the shard's reactor watches), on
+/// cache lines of their own: a shard's requests check connections in and out here without
+/// touching anything another shard writes.
 ///
 /// `max_keepalive_connections` is kept with places: a pool has that many (`Pool::free_places`),
 /// an idle connection holds one. A connection checked in takes a place (else, after every list

@@ -141,6 +141,13 @@ print(f"{rps:.0f} {lo/1e3:.0f}k-{hi/1e3:.0f}k {p50:.3f} {p99:.3f}")' "$1"
 
 row() { printf '%-36s %10s %13s %8s %8s\n' "$@"; }
 
+# median_row LABEL FILE: prints FILE's medians as a row; MEDIAN holds its req/s afterwards.
+median_row() {
+  local range p50 p99
+  read -r MEDIAN range p50 p99 <<<"$(median "$2")"
+  row "$1" "$MEDIAN" "$range" "$p50" "$p99"
+}
+
 throughput_table() { # label pin-server pin-client client-threads
   local label=$1 spin=$2 cpin=$3 cthreads=$4
   echo
@@ -157,13 +164,13 @@ throughput_table() { # label pin-server pin-client client-threads
         run_oha "$url" "$c" "$cpin" >>"$WORK/cell-oha"
         run_wrk "$url" "$c" "$cpin" "$cthreads" >>"$WORK/cell-wrk"
       done
-      local cs oh wr range p50 p99
-      read -r cs range p50 p99 <<<"$(median "$WORK/cell-connscope")"
-      row "connscope  $target c=$c" "$cs" "$range" "$p50" "$p99"
-      read -r oh range p50 p99 <<<"$(median "$WORK/cell-oha")"
-      row "oha        $target c=$c" "$oh" "$range" "$p50" "$p99"
-      read -r wr range p50 p99 <<<"$(median "$WORK/cell-wrk")"
-      row "wrk        $target c=$c" "$wr" "$range" "$p50" "$p99"
+      local cs oh wr
+      median_row "connscope  $target c=$c" "$WORK/cell-connscope"
+      cs=$MEDIAN
+      median_row "oha        $target c=$c" "$WORK/cell-oha"
+      oh=$MEDIAN
+      median_row "wrk        $target c=$c" "$WORK/cell-wrk"
+      wr=$MEDIAN
       echo "  ratio connscope/oha = $(ratio "$cs" "$oh"), connscope/wrk = $(ratio "$cs" "$wr")"
     done
   done
@@ -182,11 +189,11 @@ mock_vs_nginx() { # label pin-client client-threads
       run_wrk "http://127.0.0.1:$MOCK_PORT/" "$c" "$cpin" "$cthreads" >>"$WORK/cell-mock"
       run_wrk "http://127.0.0.1:$NGINX_PORT/" "$c" "$cpin" "$cthreads" >>"$WORK/cell-nginx"
     done
-    local m n range p50 p99
-    read -r m range p50 p99 <<<"$(median "$WORK/cell-mock")"
-    row "wrk → mock  c=$c" "$m" "$range" "$p50" "$p99"
-    read -r n range p50 p99 <<<"$(median "$WORK/cell-nginx")"
-    row "wrk → nginx c=$c" "$n" "$range" "$p50" "$p99"
+    local m n
+    median_row "wrk → mock  c=$c" "$WORK/cell-mock"
+    m=$MEDIAN
+    median_row "wrk → nginx c=$c" "$WORK/cell-nginx"
+    n=$MEDIAN
     echo "  mock/nginx = $(ratio "$m" "$n")"
   done
 }
@@ -212,11 +219,11 @@ main() {
     run_connscope "http://127.0.0.1:$MOCK_PORT/" 128 "" "$cores" >>"$WORK/cell-full"
     run_connscope "http://127.0.0.1:$MOCK_PORT/" 128 "" "$cores" --no-sockets >>"$WORK/cell-lean"
   done
-  local full lean range p50 p99
-  read -r full range p50 p99 <<<"$(median "$WORK/cell-full")"
-  row "full (phases + socket sampling)" "$full" "$range" "$p50" "$p99"
-  read -r lean range p50 p99 <<<"$(median "$WORK/cell-lean")"
-  row "without socket sampling" "$lean" "$range" "$p50" "$p99"
+  local full lean
+  median_row "full (phases + socket sampling)" "$WORK/cell-full"
+  full=$MEDIAN
+  median_row "without socket sampling" "$WORK/cell-lean"
+  lean=$MEDIAN
   echo "  full/lean = $(ratio "$full" "$lean")"
 
   echo

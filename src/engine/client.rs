@@ -114,15 +114,20 @@ impl Template {
         .map_err(|_| Failure::new(ErrorKind::Other, format!("not a valid poll path: {path}")))
     }
 
+    /// A status poll's headers: the request's, without its `Content-Type` (a poll has no body).
+    fn poll_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        headers.remove(CONTENT_TYPE);
+        headers
+    }
+
     /// An async job's status poll over HTTP/1.1: `GET` of `path` with the request's headers.
     fn h1_poll(&self, path: &str) -> Result<Vec<u8>, Failure> {
         let target = self.poll_target(path, self.use_absolute)?;
-        let mut headers = self.headers.clone();
-        headers.remove(CONTENT_TYPE);
         Ok(h1_head(
             &Method::GET,
             &target.to_string(),
-            &headers,
+            &self.poll_headers(),
             &Bytes::new(),
         ))
     }
@@ -157,8 +162,7 @@ impl Template {
         *req.uri_mut() = self.poll_target(path, true)?;
         *req.version_mut() = Version::HTTP_2;
         let headers = req.headers_mut();
-        *headers = self.headers.clone();
-        headers.remove(CONTENT_TYPE);
+        *headers = self.poll_headers();
         headers.remove(HOST);
         Ok(req)
     }
@@ -203,11 +207,41 @@ pub enum RequestKind<'a> {
 /// read from them); the rest is read and counted, not kept.
 pub const MAX_CAPTURE: usize = 1 << 20;
 
-/// Appends `data` to `capture` up to [`MAX_CAPTURE`].
-pub(super) fn keep(capture: &mut Option<&mut Vec<u8>>, data: &[u8]) {
-    if let Some(buf) = capture {
-        let room = MAX_CAPTURE.saturating_sub(buf.len());
-        buf.extend_from_slice(&data[..data.len().min(room)]);
+/// Where a response body's bytes go, for every backend: counted, kept (up to [`MAX_CAPTURE`])
+/// when the caller asked for the body, and fed to the SSE event counter for a stream.
+pub(super) struct BodySink<'a> {
+    bytes: u64,
+    capture: Option<&'a mut Vec<u8>>,
+    events: Option<super::sse::EventCounter>,
+}
+
+impl<'a> BodySink<'a> {
+    /// A sink for a response to a request sent at `sent`; `stream`: count its SSE events.
+    pub(super) fn new(capture: Option<&'a mut Vec<u8>>, stream: bool, sent: Instant) -> Self {
+        BodySink {
+            bytes: 0,
+            capture,
+            events: stream.then(|| super::sse::EventCounter::new(sent)),
+        }
+    }
+
+    /// One piece of the body, as it arrives.
+    pub(super) fn data(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        if let Some(buf) = &mut self.capture {
+            let room = MAX_CAPTURE.saturating_sub(buf.len());
+            buf.extend_from_slice(&data[..data.len().min(room)]);
+        }
+        if let Some(c) = &mut self.events {
+            c.feed(data, Instant::now());
+        }
+    }
+
+    /// Writes the count and the stream's figures into `out`; also for a body cut short, which
+    /// still tells how far it got.
+    pub(super) fn finish(self, out: &mut Outcome) {
+        out.bytes = self.bytes;
+        out.stream = self.events.map(|c| Box::new(c.finish()));
     }
 }
 
@@ -396,7 +430,7 @@ impl NativeClient {
         conn: &mut H1Conn,
         out: &mut Outcome,
         what: RequestKind<'_>,
-        mut capture: Option<&mut Vec<u8>>,
+        capture: Option<&mut Vec<u8>>,
     ) -> Result<bool, Failure> {
         let reused = out.conn.is_reused();
         let poll;
@@ -420,20 +454,11 @@ impl NativeClient {
         out.ttfb = Some(at_head.duration_since(sent));
         out.status = Some(head.status);
         out.retry_after = head.retry_after;
-        let mut events = stream.then(|| super::sse::EventCounter::new(sent));
-        let mut bytes = 0u64;
+        let mut sink = BodySink::new(capture, stream, sent);
         let read = conn
-            .read_body(&head, self.read_timeout, |d| {
-                bytes += d.len() as u64;
-                keep(&mut capture, d);
-                if let Some(c) = &mut events {
-                    c.feed(d, Instant::now());
-                }
-            })
+            .read_body(&head, self.read_timeout, |d| sink.data(d))
             .await;
-        out.bytes = bytes;
-        // A stream cut short still tells how far it got.
-        out.stream = events.map(|c| Box::new(c.finish()));
+        sink.finish(out);
         let reusable = read?;
         out.body = Some(at_head.elapsed());
         Ok(reusable)
@@ -447,7 +472,7 @@ impl NativeClient {
         sender: &mut http2::SendRequest<ReqBody>,
         out: &mut Outcome,
         what: RequestKind<'_>,
-        mut capture: Option<&mut Vec<u8>>,
+        capture: Option<&mut Vec<u8>>,
     ) -> Result<bool, Failure> {
         let reused = out.conn.is_reused();
         let (req, written) = match what {
@@ -469,7 +494,7 @@ impl NativeClient {
         out.retry_after = retry_after(resp.headers());
         let (head_parts, mut body) = resp.into_parts();
         super::headers::recycle(head_parts.headers);
-        let mut events = stream.then(|| super::sse::EventCounter::new(sent));
+        let mut sink = BodySink::new(capture, stream, sent);
         let read = loop {
             let frame = match with_timeout(self.read_timeout, body.frame(), || {
                 read_timeout("next body chunk", self.read_timeout)
@@ -483,18 +508,13 @@ impl NativeClient {
                 None => break Ok(()),
                 Some(Ok(f)) => {
                     if let Some(d) = f.data_ref() {
-                        out.bytes += d.len() as u64;
-                        keep(&mut capture, d);
-                        if let Some(c) = &mut events {
-                            c.feed(d, Instant::now());
-                        }
+                        sink.data(d);
                     }
                 }
                 Some(Err(e)) => break Err(classify(&e, Phase::Body, reused)),
             }
         };
-        // A stream cut short still tells how far it got.
-        out.stream = events.map(|c| Box::new(c.finish()));
+        sink.finish(out);
         read?;
         out.body = Some(head.elapsed());
         Ok(true)

@@ -307,11 +307,6 @@ impl Pool {
         super::shards::current() % self.idle.len()
     }
 
-    /// The connector (for the request template's URI form).
-    pub fn connector(&self) -> &Connector {
-        &self.connector
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -671,11 +666,6 @@ impl Lease<'_> {
     /// Marks the connection as fit for reuse (the response was read to its end).
     pub fn reusable(&mut self) {
         self.reusable = true;
-    }
-
-    /// Whether the connection speaks HTTP/2.
-    pub fn is_h2(&self) -> bool {
-        matches!(self.conn, Some(Leased::H2 { .. }))
     }
 }
 

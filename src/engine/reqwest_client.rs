@@ -206,7 +206,7 @@ impl ReqwestClient {
         started: Instant,
         out: &mut Outcome,
         what: RequestKind<'_>,
-        mut capture: Option<&mut Vec<u8>>,
+        capture: Option<&mut Vec<u8>>,
     ) -> Result<(), Failure> {
         let acquired = self.acquire(started).await;
         out.pool_wait = started.elapsed();
@@ -249,23 +249,19 @@ impl ReqwestClient {
         out.status = Some(status);
         out.retry_after = super::client::retry_after(resp.headers());
         let reused = out.conn.is_reused();
-        let mut events = (self.stream && what == RequestKind::Request)
-            .then(|| super::sse::EventCounter::new(sent));
+        let mut sink = super::client::BodySink::new(
+            capture,
+            self.stream && what == RequestKind::Request,
+            sent,
+        );
         let read = loop {
             match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    out.bytes += chunk.len() as u64;
-                    super::client::keep(&mut capture, &chunk);
-                    if let Some(c) = &mut events {
-                        c.feed(&chunk, Instant::now());
-                    }
-                }
+                Ok(Some(chunk)) => sink.data(&chunk),
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(failure(&e, Phase::Body, reused)),
             }
         };
-        // A stream cut short still tells how far it got.
-        out.stream = events.map(|c| Box::new(c.finish()));
+        sink.finish(out);
         read?;
         let end = Instant::now();
         out.body = Some(end.duration_since(head));

@@ -15,9 +15,9 @@ use clap::{Args, Parser, Subcommand};
 use http::{HeaderName, HeaderValue, Method};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{self, Progress};
 use crate::mock::{MockConfig, MockServer};
-use crate::result::{ProfileResult, RunResult};
+use crate::result::RunResult;
+use crate::run;
 use crate::scenario::{
     self, ClientBackend, HeaderSpec, HttpVersion, LoadModel, LoadPlan, PRESET_NAMES, Profile,
     RequestSpec, Scenario, Target,
@@ -453,35 +453,6 @@ fn with_url_path(mut s: Scenario, url: &str) -> Scenario {
     s
 }
 
-/// Prints one line per profile to stderr.
-struct StderrProgress;
-
-impl Progress for StderrProgress {
-    fn profile_started(&self, index: usize, count: usize, name: &str) {
-        eprintln!("[{}/{count}] {name}: running", index + 1);
-    }
-
-    fn profile_finished(&self, p: &ProfileResult) {
-        let jobs = p.jobs.as_ref().map_or(String::new(), |j| {
-            format!(
-                "; {} jobs, {} completed, end to end p99 {}",
-                j.jobs,
-                j.ending(crate::metrics::JobEnding::Completed),
-                format_duration(Duration::from_micros(j.end_to_end.p99_us))
-            )
-        });
-        eprintln!(
-            "      {} requests in {}, {:.1} req/s, p99 {}, {} failed{jobs}{}",
-            p.requests,
-            format_duration(Duration::from_micros(p.duration_us)),
-            p.rps,
-            format_duration(Duration::from_micros(p.latency.p99_us)),
-            p.failed,
-            if p.interrupted { " (interrupted)" } else { "" }
-        );
-    }
-}
-
 fn execute(
     s: &Scenario,
     out: Option<&std::path::Path>,
@@ -501,9 +472,16 @@ fn execute(
     let result: RunResult = runtime.block_on(async {
         let interrupt = CancellationToken::new();
         tokio::spawn(watch_signals(interrupt.clone()));
-        let options = engine::RunOptions { threads };
-        engine::run_with(s, &options, &interrupt, &StderrProgress).await
-    })?;
+        let events = run::Events::new();
+        let progress = tokio::spawn(crate::report::progress::follow(
+            events.subscribe(),
+            std::io::stderr(),
+        ));
+        let result = run::run(s, &run::RunOptions { threads }, &interrupt, &events).await;
+        drop(events);
+        let _ = progress.await;
+        result
+    });
     runtime.shutdown_timeout(Duration::from_secs(1));
     if json {
         println!("{}", crate::report::to_json(&result));

@@ -1,7 +1,9 @@
 //! connscope: a load-testing and diagnostics harness for HTTP clients.
 //!
-//! Data flows one way: [`scenario`] → [`engine`] → [`metrics`] → [`result`] → [`report`].
-//! The bundled [`mock`] server is a real HTTP server the engine can load without any setup.
+//! Data flows one way: [`scenario`] → [`run`] (per profile: [`engine`] load → [`metrics`]) →
+//! [`result`] → [`report`]. Consumers take only the seams: [`run::RunEvent`], [`metrics::Live`]
+//! and [`result::RunResult`]. The bundled [`mock`] server is a real HTTP server the engine can
+//! load without any setup.
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -10,6 +12,7 @@ pub mod metrics;
 pub mod mock;
 pub mod report;
 pub mod result;
+pub mod run;
 pub mod scenario;
 pub mod sockets;
 pub mod units;

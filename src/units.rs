@@ -214,6 +214,32 @@ impl<'de> Deserialize<'de> for OptDuration {
     }
 }
 
+/// Both duration types are written as text in reports ("500ms", "30s"; `OptDuration` also "none").
+fn duration_schema(description: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "description": description,
+    })
+}
+
+impl schemars::JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        duration_schema("a duration as humans write it: \"500ms\", \"30s\", \"2m\"")
+    }
+}
+
+impl schemars::JsonSchema for OptDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OptionalDuration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        duration_schema("a duration (\"500ms\", \"30s\") or \"none\" for no limit")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

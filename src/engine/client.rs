@@ -22,7 +22,7 @@ use super::h1::H1Conn;
 use super::pool::{Leased, Pool};
 use super::reqwest_client::ReqwestClient;
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase, error::classify};
-use crate::result::PoolCounters;
+use super::PoolCounters;
 use crate::scenario::{ClientBackend, Endpoint, Profile, RequestSpec};
 
 /// A request body up to this size goes out in the same write as the head.
@@ -341,6 +341,18 @@ impl Client {
                 }
             }
             Client::Reqwest(c) => c.counters(),
+        }
+    }
+
+    /// What the pool holds now, for the live view (read a few times a second, never per
+    /// request). reqwest does not say.
+    pub fn pool_now(&self) -> crate::metrics::PoolNow {
+        match self {
+            Client::Native(c) => crate::metrics::PoolNow {
+                waiters: Some(c.pool().waiters() as u64),
+                idle: Some(c.pool().idle_count() as u64),
+            },
+            Client::Reqwest(_) => crate::metrics::PoolNow::default(),
         }
     }
 }

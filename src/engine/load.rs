@@ -209,21 +209,38 @@ fn record(recorder: &mut Recorder, done: Done) {
     }
 }
 
+/// What one profile's load needs: the plan and the parts the run assembled for it.
+pub struct Load<'a> {
+    /// The stages, caps and stop conditions.
+    pub plan: &'a LoadPlan,
+    /// `workload = "async"`: each unit of load is a job (submit, then polls).
+    pub job: Option<JobSpec>,
+    /// The profile's client.
+    pub client: Arc<Client>,
+    /// The profile's retry policy around the client.
+    pub retrier: Retrier,
+    /// Hands each worker its recorder.
+    pub recorders: RecorderFactory,
+    /// In flight and the concurrency target, for the collector.
+    pub gauges: Arc<Gauges>,
+    /// When the profile's load starts (outcomes are timed from it).
+    pub start: Instant,
+    /// The load generator's threads.
+    pub shards: &'a Shards,
+}
+
 /// Drives the plan against the client until it ends; every outcome goes to a recorder.
-// Each argument is a separate part of the run the engine assembles once per profile; a struct
-// bundling them would only be built to be taken apart here.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    plan: &LoadPlan,
-    job: Option<JobSpec>,
-    client: Arc<Client>,
-    retrier: Retrier,
-    recorders: RecorderFactory,
-    gauges: Arc<Gauges>,
-    start: Instant,
-    interrupt: &CancellationToken,
-    shards: &Shards,
-) -> RunEnd {
+pub async fn run(load: Load<'_>, interrupt: &CancellationToken) -> RunEnd {
+    let Load {
+        plan,
+        job,
+        client,
+        retrier,
+        recorders,
+        gauges,
+        start,
+        shards,
+    } = load;
     let shared = Arc::new(Shared {
         client,
         retrier,

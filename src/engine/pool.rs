@@ -653,6 +653,13 @@ impl Pool {
     pub fn idle_count(&self) -> usize {
         self.idle.iter().map(|s| lock(&s.list).len()).sum()
     }
+
+    /// Requests waiting for a request slot now (0 without a cap).
+    pub fn waiters(&self) -> usize {
+        self.slots
+            .as_ref()
+            .map_or(0, |s| s.waiting.load(Ordering::Relaxed))
+    }
 }
 
 impl Lease<'_> {

@@ -67,7 +67,7 @@ use super::EngineError;
 use super::client::{RequestKind, status_failure};
 use crate::metrics::error::{chain_message, classify};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase};
-use crate::result::PoolCounters;
+use super::PoolCounters;
 use crate::scenario::{Endpoint, HttpVersion, Profile, RequestSpec};
 
 /// Most connections whose local address one client remembers for reuse detection. At the cap,

@@ -12,7 +12,9 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 /// Why a request failed. The display name is the stable name used in reports and diagnosis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum ErrorKind {
     /// The TCP connect was answered with RST: nothing listening, or a full listen backlog.
     ConnectRefused,

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::error::{ErrorKind, Failure};
+pub use crate::result::JobEnding;
 
 /// How a request got its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,47 +109,6 @@ impl Outcome {
     /// The error class, if the attempt failed.
     pub fn error_kind(&self) -> Option<ErrorKind> {
         self.failure.as_ref().map(|f| f.kind)
-    }
-}
-
-/// Why an async job (submit, then polls) ended, as the client saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobEnding {
-    /// A poll said the job is done.
-    Completed,
-    /// A poll said the job failed.
-    Failed,
-    /// The job was still pending when `poll.deadline` passed: the client gave up.
-    DeadlineExceeded,
-    /// The submit request failed (after its retries).
-    SubmitFailed,
-    /// The submit succeeded but its body held no id at `poll.id`.
-    NoId,
-    /// A poll request failed (after its retries).
-    PollFailed,
-}
-
-impl JobEnding {
-    /// Every ending, in report order.
-    pub const ALL: [JobEnding; 6] = [
-        JobEnding::Completed,
-        JobEnding::Failed,
-        JobEnding::DeadlineExceeded,
-        JobEnding::SubmitFailed,
-        JobEnding::NoId,
-        JobEnding::PollFailed,
-    ];
-
-    /// The stable name used in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            JobEnding::Completed => "completed",
-            JobEnding::Failed => "failed",
-            JobEnding::DeadlineExceeded => "deadline_exceeded",
-            JobEnding::SubmitFailed => "submit_failed",
-            JobEnding::NoId => "no_id",
-            JobEnding::PollFailed => "poll_failed",
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! file whose histograms decode exactly (see `metrics::hist`). Secrets never reach a writer: the
 //! result holds the scenario with secrets already redacted.
 
+pub mod progress;
 mod summary;
 
 use std::io;

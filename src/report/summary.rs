@@ -5,9 +5,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::metrics::{ErrorKind, Summary};
-use crate::result::{OpenStats, ProfileResult, RetryStats, RunResult};
-use crate::scenario::ClientBackend;
+use crate::result::{
+    ErrorKind, JobEnding, JobSummary, Metric, OpenStats, ProfileResult, RetryStats, RunResult,
+    ServerView, StreamSummary, Summary,
+};
 use crate::sockets::SocketSummary;
 use crate::units::format_duration;
 
@@ -124,35 +125,35 @@ pub fn render(r: &RunResult) -> String {
 
     let reqwest = ps
         .iter()
-        .any(|p| p.settings.client == ClientBackend::Reqwest);
+        .any(|p| p.settings.client != "native");
     if reqwest {
-        t.row("client", col(&|p| p.settings.client.name().to_string()));
+        t.row("client", col(&|p| p.settings.client.clone()));
     }
     t.row(
         "duration",
         col(&|p| format!("{:.2}s", p.duration_us as f64 / 1e6)),
     );
-    let retrying = ps.iter().any(|p| p.retries.is_some());
+    let retrying = ps.iter().any(|p| p.derived.retries.is_some());
     let retry_col =
-        |f: &dyn Fn(&RetryStats) -> String| section_cells(ps, |p| p.retries.as_ref(), f);
-    t.row("requests", col(&|p| thousands(p.requests)));
+        |f: &dyn Fn(&RetryStats) -> String| section_cells(ps, |p| p.derived.retries.as_ref(), f);
+    t.row("requests", col(&|p| thousands(p.counts.requests)));
     if retrying {
-        t.row("attempts", col(&|p| thousands(p.attempts)));
+        t.row("attempts", col(&|p| thousands(p.counts.attempts)));
     }
     t.row(
         "success",
         col(&|p| {
-            let pct = if p.requests > 0 {
-                p.ok as f64 * 100.0 / p.requests as f64
+            let pct = if p.counts.requests > 0 {
+                p.counts.ok as f64 * 100.0 / p.counts.requests as f64
             } else {
                 0.0
             };
-            format!("{} ({pct:.1}%)", thousands(p.ok))
+            format!("{} ({pct:.1}%)", thousands(p.counts.ok))
         }),
     );
-    t.row("req/s", col(&|p| format!("{:.1}", p.rps)));
-    if ps.iter().any(|p| p.open.is_some()) {
-        let open = |f: fn(&OpenStats) -> String| section_cells(ps, |p| p.open.as_ref(), &f);
+    t.row("req/s", col(&|p| format!("{:.1}", p.derived.rps)));
+    if ps.iter().any(|p| p.derived.open.is_some()) {
+        let open = |f: fn(&OpenStats) -> String| section_cells(ps, |p| p.derived.open.as_ref(), &f);
         t.heading("open model");
         t.row("  scheduled", open(|o| thousands(o.scheduled)));
         t.row(
@@ -175,10 +176,10 @@ pub fn render(r: &RunResult) -> String {
     } else {
         "latency"
     });
-    latency_rows(&mut t, ps, |p| Some(&p.latency));
+    latency_rows(&mut t, ps, |p| Some(&p.derived.latency));
     if retrying {
         t.heading("latency incl. retries and backoff");
-        latency_rows(&mut t, ps, |p| p.retries.as_ref().map(|r| &r.latency));
+        latency_rows(&mut t, ps, |p| p.derived.retries.as_ref().map(|r| &r.latency));
         t.heading("retries");
         t.row(
             "  amplification",
@@ -205,7 +206,7 @@ pub fn render(r: &RunResult) -> String {
             retry_col(&|r| thousands(r.budget_denied)),
         );
         if ps.iter().any(|p| {
-            p.retries
+            p.derived.retries
                 .as_ref()
                 .is_some_and(|r| r.retry_after_responses > 0)
         }) {
@@ -221,39 +222,39 @@ pub fn render(r: &RunResult) -> String {
     }
     t.heading("phases (p50 / p99)");
     for (label, key) in [
-        ("  pool wait", "pool_wait"),
-        ("  dns", "dns"),
-        ("  tcp connect", "connect"),
-        ("  tls handshake", "tls"),
-        ("  time to first byte", "ttfb"),
-        ("  body", "body"),
+        ("  pool wait", Metric::PoolWait),
+        ("  dns", Metric::Dns),
+        ("  tcp connect", Metric::Connect),
+        ("  tls handshake", Metric::Tls),
+        ("  time to first byte", Metric::Ttfb),
+        ("  body", Metric::Body),
     ] {
         t.row(label, col(&|p| p50_p99(&p.phase(key))));
     }
     t.heading("connections");
-    t.row("  opened", col(&|p| thousands(p.connections.opened)));
-    if ps.iter().any(|p| p.connections.opened_unattributed > 0) {
+    t.row("  opened", col(&|p| thousands(p.derived.connections.opened)));
+    if ps.iter().any(|p| p.derived.connections.opened_unattributed > 0) {
         t.row(
             "  not tied to a response",
-            col(&|p| thousands(p.connections.opened_unattributed)),
+            col(&|p| thousands(p.derived.connections.opened_unattributed)),
         );
     }
     t.row(
         "  requests reusing one",
-        col(&|p| thousands(p.connections.reused_requests)),
+        col(&|p| thousands(p.derived.connections.reused_requests)),
     );
     t.row(
         "  requests per conn",
-        col(&|p| format!("{:.1}", p.connections.requests_per_connection)),
+        col(&|p| format!("{:.1}", p.derived.connections.requests_per_connection)),
     );
-    if ps.iter().any(|p| p.connections.closed_idle_discarded > 0) {
+    if ps.iter().any(|p| p.derived.connections.closed_idle_discarded > 0) {
         t.row(
             "  closed by server idle",
-            col(&|p| thousands(p.connections.closed_idle_discarded)),
+            col(&|p| thousands(p.derived.connections.closed_idle_discarded)),
         );
     }
-    if ps.iter().any(|p| p.sockets.is_some()) {
-        let sock = |f: fn(&SocketSummary) -> String| section_cells(ps, |p| p.sockets.as_ref(), &f);
+    if ps.iter().any(|p| p.derived.sockets.is_some()) {
+        let sock = |f: fn(&SocketSummary) -> String| section_cells(ps, |p| p.derived.sockets.as_ref(), &f);
         t.heading("local sockets (peak)");
         t.row(
             "  ESTABLISHED",
@@ -265,7 +266,7 @@ pub fn render(r: &RunResult) -> String {
         );
         if ps
             .iter()
-            .any(|p| p.sockets.is_some_and(|s| s.at_start.time_wait > 0))
+            .any(|p| p.derived.sockets.is_some_and(|s| s.at_start.time_wait > 0))
         {
             t.row(
                 "  TIME_WAIT at start",
@@ -288,9 +289,9 @@ pub fn render(r: &RunResult) -> String {
             sock(|s| format!("{} / {}", s.peak_open_fds, s.limits.fd_limit)),
         );
     }
-    if ps.iter().any(|p| p.stream.is_some()) {
-        let st = |f: fn(&crate::result::StreamSummary) -> String| {
-            section_cells(ps, |p| p.stream.as_ref(), &f)
+    if ps.iter().any(|p| p.derived.stream.is_some()) {
+        let st = |f: fn(&StreamSummary) -> String| {
+            section_cells(ps, |p| p.derived.stream.as_ref(), &f)
         };
         t.heading("streaming (server-sent events)");
         t.row("  time to first token", st(|s| p50_p99(&s.first_event)));
@@ -308,20 +309,20 @@ pub fn render(r: &RunResult) -> String {
             st(|s| format!("{} / {}", thousands(s.completed), thousands(s.streams))),
         );
     }
-    if ps.iter().any(|p| p.jobs.is_some()) {
-        let jb = |f: fn(&crate::result::JobSummary) -> String| {
-            section_cells(ps, |p| p.jobs.as_ref(), &f)
+    if ps.iter().any(|p| p.derived.jobs.is_some()) {
+        let jb = |f: fn(&JobSummary) -> String| {
+            section_cells(ps, |p| p.derived.jobs.as_ref(), &f)
         };
         t.heading("async jobs (submit, then poll)");
         t.row("  jobs ended", jb(|j| thousands(j.jobs)));
-        for e in crate::metrics::JobEnding::ALL {
+        for e in JobEnding::ALL {
             if ps
                 .iter()
-                .any(|p| p.jobs.as_ref().is_some_and(|j| j.ending(e) > 0))
+                .any(|p| p.derived.jobs.as_ref().is_some_and(|j| j.ending(e) > 0))
             {
                 let label = format!("    {}", e.name().replace('_', " "));
                 let cells =
-                    section_cells(ps, |p| p.jobs.as_ref(), &|j: &crate::result::JobSummary| {
+                    section_cells(ps, |p| p.derived.jobs.as_ref(), &|j: &JobSummary| {
                         thousands(j.ending(e))
                     });
                 t.row(&label, cells);
@@ -338,7 +339,7 @@ pub fn render(r: &RunResult) -> String {
         t.row("  end to end p50 / p99", jb(|j| p50_p99(&j.end_to_end)));
     }
     if ps.iter().any(|p| p.server.is_some()) {
-        type Pick = fn(&crate::mock::MockStats) -> u64;
+        type Pick = fn(&ServerView) -> u64;
         let rows: [(&str, Pick, bool); 11] = [
             ("  connections accepted", |m| m.connections_accepted, true),
             ("  requests served", |m| m.requests, true),
@@ -370,7 +371,7 @@ pub fn render(r: &RunResult) -> String {
             }
         }
     }
-    let mut codes: Vec<u16> = ps.iter().flat_map(|p| p.status.keys().copied()).collect();
+    let mut codes: Vec<u16> = ps.iter().flat_map(|p| p.status_codes.keys().copied()).collect();
     codes.sort_unstable();
     codes.dedup();
     if !codes.is_empty() {
@@ -382,7 +383,7 @@ pub fn render(r: &RunResult) -> String {
         for code in codes {
             t.row(
                 &format!("  {code}"),
-                col(&|p| thousands(p.status.get(&code).copied().unwrap_or(0))),
+                col(&|p| thousands(p.status_codes.get(&code).copied().unwrap_or(0))),
             );
         }
     }
@@ -409,8 +410,8 @@ pub fn render(r: &RunResult) -> String {
             }
         }
     }
-    if ps.iter().any(|p| p.aborted > 0) {
-        t.row("aborted at the end", col(&|p| thousands(p.aborted)));
+    if ps.iter().any(|p| p.counts.aborted > 0) {
+        t.row("aborted at the end", col(&|p| thousands(p.counts.aborted)));
     }
     head.push('\n');
     head.push_str(&t.out);
@@ -424,7 +425,7 @@ pub fn render(r: &RunResult) -> String {
     let examples: Vec<String> = ps
         .iter()
         .flat_map(|p| {
-            p.errors
+            p.derived.errors
                 .iter()
                 .map(move |e| format!("  {} {}: {}", p.name, e.kind, e.example))
         })

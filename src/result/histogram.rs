@@ -1,5 +1,9 @@
 //! HDR histograms of durations in microseconds: construction, summaries and the portable encoding
 //! (HDR V2 + deflate, base64) that lets reports be merged exactly later.
+//!
+//! Part of the contract: a report's histograms are written with [`encode`] and read back with
+//! [`decode`] by any later reader (`merge`, `compare`, another HdrHistogram port). The collector
+//! records with [`record`] into histograms made here, so both sides agree on the bounds.
 
 use std::time::Duration;
 
@@ -29,7 +33,7 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 }
 
 /// The usual percentiles of one histogram, in microseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Number of values.
     pub count: u64,

@@ -11,5 +11,6 @@ pub mod mock;
 pub mod report;
 pub mod result;
 pub mod scenario;
+pub mod shards;
 pub mod sockets;
 pub mod units;

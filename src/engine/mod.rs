@@ -19,7 +19,6 @@ pub mod pacer;
 pub mod pool;
 pub mod reqwest_client;
 pub mod retry;
-pub mod shards;
 pub mod sse;
 
 use std::sync::Arc;
@@ -141,7 +140,7 @@ async fn run_profile(
     interrupt: &CancellationToken,
     threads: usize,
 ) -> Result<ProfileResult, EngineError> {
-    let shards = shards::Shards::start(threads).map_err(EngineError::Threads)?;
+    let shards = crate::shards::Shards::start(threads).map_err(EngineError::Threads)?;
     let client = Arc::new(Client::new(endpoint, profile, &scenario.request)?);
     let gauges = Arc::new(Gauges::default());
     let (recorders, rx) = metrics::channel();

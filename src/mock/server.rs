@@ -1,7 +1,7 @@
 //! The mock HTTP server: hyper 1.x, HTTP/1.1 and HTTP/2 on one port (h2c by prior knowledge on
 //! cleartext, ALPN on TLS), on threads of its own so that it does not share them with the load it
 //! serves: one accepts, and deals the connections round-robin to `threads` single-threaded
-//! runtimes (`engine::shards`), as nginx's workers each own their connections.
+//! runtimes ([`crate::shards`]), as nginx's workers each own their connections.
 //!
 //! In: a listen address and a validated [`MockConfig`]. Out: a running [`MockServer`] with its
 //! URL, its CA file (with TLS) and its [`MockStats`]. This file owns the listening socket and the
@@ -28,7 +28,7 @@ use super::conn::{self, Connections};
 use super::handler::Responder;
 use super::stats::{Counters, MockStats};
 use super::tls;
-use crate::engine::shards::Shards;
+use crate::shards::Shards;
 
 /// Pending connections the kernel keeps for `accept`.
 const BACKLOG: i32 = 1024;

@@ -14,5 +14,6 @@ pub mod report;
 pub mod result;
 pub mod run;
 pub mod scenario;
+pub mod shards;
 pub mod sockets;
 pub mod units;

@@ -39,9 +39,9 @@ use tokio_util::sync::CancellationToken;
 use super::client::{Client, RequestKind};
 use super::pacer::{Schedule, Ticks};
 use super::retry::{Call, Retrier};
-use super::shards::Shards;
 use crate::metrics::{Gauges, JobEnd, JobEnding, Outcome, Recorder, RecorderFactory};
 use crate::scenario::{JobSpec, JobState, LoadModel, LoadPlan};
+use crate::shards::Shards;
 
 /// How often the controller re-reads the plan's concurrency.
 pub const TICK: Duration = Duration::from_millis(50);

@@ -22,7 +22,6 @@ pub mod pacer;
 pub mod pool;
 pub mod reqwest_client;
 pub mod retry;
-pub mod shards;
 pub mod sse;
 
 pub use client::Client;

@@ -6,7 +6,7 @@
 //! - at most `max_keepalive_connections` idle connections kept, each for at most
 //!   `keepalive_expiry` after its last use. The most recently used idle connection is taken first,
 //!   among those whose socket is registered with the caller's shard when there are any (see
-//!   [`super::shards`]): a request then never wakes another thread. An idle connection the server
+//!   [`crate::shards`]): a request then never wakes another thread. An idle connection the server
 //!   has closed is discarded at checkout (and counted): one non-blocking read tells, as httpx
 //!   checks whether an idle socket is readable.
 //! - HTTP/2: a connection carries up to [`H2_STREAMS`] requests at once; a new one is opened only
@@ -133,7 +133,7 @@ impl Slots {
     }
 
     fn parked(&self) -> &AtomicUsize {
-        &self.parked[super::shards::current() % self.parked.len()].0
+        &self.parked[crate::shards::current() % self.parked.len()].0
     }
 
     /// Takes a slot, waiting in FIFO order until `deadline`; `Err` when the deadline passed.
@@ -304,7 +304,7 @@ impl Pool {
 
     /// The caller's shard, as an index of `idle`: the home of the connections it opens.
     fn home(&self) -> usize {
-        super::shards::current() % self.idle.len()
+        crate::shards::current() % self.idle.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -687,7 +687,7 @@ impl Drop for Lease<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::shards::Shards;
+    use crate::shards::Shards;
     use std::sync::Arc;
 
     fn slots(n: usize) -> Arc<Slots> {

@@ -4,7 +4,7 @@
 //! In: the body bytes and, for the slow and cut kinds, the request's [`InFlight`] guard. Out: an
 //! `http_body::Body` that declares the full length (so a cut response is visibly short) and marks
 //! the request done once its last byte is handed over. It does not close connections itself: a
-//! cut body asks the connection task to, through [`ConnCtl::cut`](super::conn::ConnCtl::cut).
+//! cut body asks the connection task to, through [`ConnCtl::cut`](super::state::ConnCtl::cut).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -15,8 +15,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::conn::InFlight;
 use super::faults::Cut;
+use super::state::InFlight;
 
 /// A response body of the mock.
 pub(crate) enum MockBody {

@@ -17,62 +17,12 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER}
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::Semaphore;
 
 use super::body::MockBody;
-use super::config::{LatencySampler, MockConfig, StreamTokens};
-use super::conn::{ConnCtl, InFlight};
-use super::faults::{Cut, CutOdds, OutageWindow, StatusMix, TokenBucket};
-use super::jobs::{JobRoute, JobStore};
-use super::server::Shared;
+use super::faults::Cut;
+use super::jobs::JobRoute;
+use super::state::{ConnCtl, InFlight, Shared};
 use super::stats::{Counters, STATS_PATH};
-
-/// How the mock answers, built once from the config.
-pub(crate) struct Responder {
-    latency: LatencySampler,
-    status: StatusMix,
-    body: Bytes,
-    rate_limit: Option<TokenBucket>,
-    outage: Option<OutageWindow>,
-    workers: Option<Semaphore>,
-    /// (bytes per second, chunk)
-    slow_body: Option<(u64, usize)>,
-    cuts: Option<CutOdds>,
-    stream: Option<StreamTokens>,
-    jobs: Option<JobStore>,
-}
-
-impl Responder {
-    /// Built once per server (validated config).
-    pub fn new(config: &MockConfig, started: Instant) -> Responder {
-        let body: Vec<u8> = b"ok"
-            .iter()
-            .copied()
-            .cycle()
-            .take(config.body_size)
-            .collect();
-        Responder {
-            latency: config.latency.sampler(),
-            status: StatusMix::new(&config.status),
-            body: Bytes::from(body),
-            rate_limit: config
-                .rate_limit
-                .as_ref()
-                .map(|r| TokenBucket::new(r, started)),
-            outage: config.outage.as_ref().map(OutageWindow::new),
-            workers: config
-                .workers
-                .map(|n| Semaphore::new(n.min(Semaphore::MAX_PERMITS))),
-            slow_body: config
-                .slow_body
-                .as_ref()
-                .map(|s| (s.bytes_per_second, s.chunk_size())),
-            cuts: CutOdds::new(config.reset_mid_response, config.close_after_headers),
-            stream: config.stream,
-            jobs: config.jobs.as_ref().map(JobStore::new),
-        }
-    }
-}
 
 /// Answers one request.
 pub(crate) async fn handle(

@@ -11,9 +11,12 @@
 //! header with the mock's own processing time (and queue time with `workers`).
 //! It does not measure the client; the engine does.
 //!
-//! Parts: [`config`](MockConfig) and `latency` describe; `faults` decides per request;
-//! `handler` answers (`jobs` keeps the async jobs); `body` sends; `conn` serves one connection and cuts it; `server` listens
-//! and enforces the connection limit; `tls` makes certificates; `stats` counts.
+//! Parts, each depending only on parts after it: `server` listens and enforces the connection
+//! limit (on [`crate::shards`]); `conn` serves one connection and cuts it; `handler` answers;
+//! `body` sends; `state` holds what these share (the server's `Shared` with its `Responder`, the
+//! connection registry, each connection's control and each request's guard); `jobs` keeps the
+//! async jobs; `faults` decides per request; `stats` counts; `tls` makes certificates;
+//! [`config`](MockConfig) and `latency` describe.
 
 mod body;
 mod config;
@@ -23,6 +26,7 @@ mod handler;
 mod jobs;
 mod latency;
 mod server;
+mod state;
 mod stats;
 mod tls;
 

@@ -1,7 +1,7 @@
 //! The mock HTTP server: hyper 1.x, HTTP/1.1 and HTTP/2 on one port (h2c by prior knowledge on
 //! cleartext, ALPN on TLS), on threads of its own so that it does not share them with the load it
 //! serves: one accepts, and deals the connections round-robin to `threads` single-threaded
-//! runtimes (`engine::shards`), as nginx's workers each own their connections.
+//! runtimes ([`crate::shards`]), as nginx's workers each own their connections.
 //!
 //! In: a listen address and a validated [`MockConfig`]. Out: a running [`MockServer`] with its
 //! URL, its CA file (with TLS) and its [`MockStats`]. This file owns the listening socket and the
@@ -12,7 +12,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,67 +23,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{IdleClose, MockConfig, OverLimit};
-use super::conn::{self, Connections};
-use super::handler::Responder;
+use super::config::{MockConfig, OverLimit};
+use super::conn;
+use super::state::Shared;
 use super::stats::{Counters, MockStats};
 use super::tls;
-use crate::engine::shards::Shards;
+use crate::shards::Shards;
 
 /// Pending connections the kernel keeps for `accept`.
 const BACKLOG: i32 = 1024;
-
-/// What every connection and request handler of one server shares: built once from the config.
-pub(crate) struct Shared {
-    /// How requests are answered.
-    pub responder: Responder,
-    /// Event counters for [`MockStats`].
-    pub counters: Counters,
-    /// Open connections and the record of closed ones.
-    pub connections: Connections,
-    /// When the server started (the outage window and uptime count from here).
-    pub started: Instant,
-    /// Set when the server stops: requests cut by the stop are not the client's doing.
-    pub stopping: AtomicBool,
-    /// `idle_timeout` and how it closes, when set.
-    pub idle: Option<(Duration, IdleClose)>,
-    /// `max_connections` and what happens beyond it, when set.
-    pub limit: Option<(usize, OverLimit)>,
-    /// A response may cut its connection (`reset_mid_response`, `close_after_headers`).
-    pub cuts_possible: bool,
-    /// Each connection keeps a second handle on its socket, to reset it after hyper has it.
-    pub needs_spare: bool,
-}
-
-impl Shared {
-    fn new(config: &MockConfig, started: Instant) -> Shared {
-        let idle = config.idle_timeout.get().map(|d| (d, config.idle_close));
-        Shared {
-            responder: Responder::new(config, started),
-            counters: Counters::default(),
-            connections: Connections::new(config.max_connections.is_some()),
-            started,
-            stopping: AtomicBool::new(false),
-            idle,
-            limit: config.max_connections.map(|n| (n, config.over_limit)),
-            cuts_possible: config.has_connection_faults(),
-            needs_spare: config.reset_mid_response > 0.0
-                || matches!(idle, Some((_, IdleClose::Reset))),
-        }
-    }
-
-    /// What the server has observed so far.
-    pub fn snapshot(&self) -> MockStats {
-        let mut stats = MockStats {
-            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            ..MockStats::default()
-        };
-        self.counters.fill(&mut stats);
-        let served = self.connections.fill(&mut stats);
-        stats.connections_accepted = served + stats.limit_resets;
-        stats
-    }
-}
 
 /// A running mock server. Stops when [`MockServer::stop`] is called or when dropped.
 pub struct MockServer {

@@ -25,7 +25,7 @@ use crate::metrics::{self, Collector, Gauges, LiveFeed};
 use crate::mock::MockServer;
 use crate::result::{ProfileResult, RunResult, SCHEMA_VERSION};
 use crate::scenario::{Endpoint, Profile, Scenario, Target};
-use crate::engine::shards::Shards;
+use crate::shards::Shards;
 
 pub use events::{Events, ProfilePlan, RunEvent};
 pub use finish::{load_kind, profile_settings, scenario_info};

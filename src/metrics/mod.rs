@@ -8,14 +8,14 @@
 //! It does not time anything itself and never calls back into the engine.
 
 mod collect;
-pub mod error;
 mod event;
 pub mod hist;
 
+pub use crate::failure as error;
+pub use crate::failure::{ErrorKind, Failure, Phase};
 pub use collect::{
     BATCH_AGE, BATCH_MAX, DRAIN_EVERY, Gauges, Input, Metric, ProfileMetrics, Recorder,
     RecorderFactory, SecondStats, Series, SocketFeed, channel, collect,
 };
-pub use error::{ErrorKind, Failure, Phase};
 pub use event::{CallEnd, CallEnding, ConnUse, JobEnd, JobEnding, Outcome, StreamStats};
 pub use hist::Summary;

@@ -12,16 +12,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use http::{HeaderName, HeaderValue, Method};
 use tokio_util::sync::CancellationToken;
 
 use crate::mock::{MockConfig, MockServer};
 use crate::result::RunResult;
 use crate::run;
-use crate::scenario::{
-    self, ClientBackend, HeaderSpec, HttpVersion, LoadModel, LoadPlan, PRESET_NAMES, Profile,
-    RequestSpec, Scenario, Target,
-};
+use crate::scenario::{self, FileText, LoadModel, LoadPlan, ProfileFlags, QuickFlags, Scenario};
 use crate::units::{HumanDuration, OptDuration, format_duration};
 
 /// Exit code: the input was invalid or the run could not start.
@@ -85,14 +81,14 @@ struct QuickArgs {
     url: String,
     /// Concurrent workers (closed model: each sends its next request when the previous ends).
     #[arg(short = 'c', value_name = "N", default_value_t = 50)]
-    concurrency: usize,
+    concurrency: u64,
     /// Requests per second, sent on schedule whatever the server does (open model, as wrk2 and
     /// vegeta; latency counts from each request's scheduled time). Replaces -c.
     #[arg(short = 'q', value_name = "RATE", conflicts_with = "concurrency")]
     rate: Option<f64>,
     /// With -q: most requests in flight at once; a request due beyond it is dropped and counted.
-    #[arg(long, value_name = "N", requires = "rate", default_value_t = LoadPlan::DEFAULT_MAX_IN_FLIGHT)]
-    max_in_flight: usize,
+    #[arg(long, value_name = "N", requires = "rate", default_value_t = LoadPlan::DEFAULT_MAX_IN_FLIGHT as u64)]
+    max_in_flight: u64,
     /// Stop after this many requests. Default: 200 unless -z is given.
     #[arg(short = 'n', value_name = "N")]
     requests: Option<u64>,
@@ -132,16 +128,16 @@ struct QuickArgs {
     /// Client profile preset the flags below override.
     #[arg(long, value_name = "NAME", default_value = "recommended")]
     preset: String,
-    /// Client implementation: connscope's own pool, or reqwest's (settings mapped as closely as
-    /// reqwest allows; see the README).
-    #[arg(long, value_name = "BACKEND", value_enum, default_value_t = ClientBackend::Native)]
-    client: ClientBackend,
+    /// Client implementation: `native` (connscope's own pool) or `reqwest` (settings mapped as
+    /// closely as reqwest allows; see the README).
+    #[arg(long, value_name = "BACKEND", default_value = "native")]
+    client: String,
     /// Most connections open at once ("none" for unlimited).
     #[arg(long, value_name = "N")]
     max_connections: Option<String>,
-    /// Most idle connections kept.
+    /// Most idle connections kept ("none" for unlimited).
     #[arg(long, value_name = "N")]
-    max_keepalive: Option<usize>,
+    max_keepalive: Option<String>,
     /// How long an idle connection is kept ("none" = forever).
     #[arg(long, value_name = "DURATION")]
     keepalive_expiry: Option<OptDuration>,
@@ -265,42 +261,22 @@ fn dispatch(cli: Cli) -> Result<u8> {
 fn load_mock_config(path: &std::path::Path) -> Result<MockConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the mock config", path.display()))?;
+    let shown = path.display().to_string();
+    let file = FileText {
+        path: &shown,
+        text: &text,
+    };
     let config: MockConfig = toml::from_str(&text).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
-        anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+        let (line, col) = file.line_column(e.span().map_or(0, |s| s.start));
+        anyhow!("{shown}:{line}:{col}: {}", e.message().trim())
     })?;
     if let Err((key, msg)) = config.validate() {
-        match key_position(&text, &key) {
-            Some(at) => {
-                let (line, col) = line_col(&text, at);
-                bail!("{}:{line}:{col}: {key}: {msg}", path.display());
-            }
-            None => bail!("{}: {key}: {msg}", path.display()),
+        match file.key_offset(0..text.len(), &key) {
+            Some(at) => return Err(file.invalid(at, key, msg).into()),
+            None => bail!("{shown}: {key}: {msg}"),
         }
     }
     Ok(config)
-}
-
-/// Where the last part of a dotted key is assigned (`rps = 0` for `mock.rate_limit.rps`).
-fn key_position(text: &str, key: &str) -> Option<usize> {
-    let last = key.rsplit(['.', ']']).find(|s| !s.is_empty())?;
-    let mut from = 0;
-    while let Some(i) = text[from..].find(last) {
-        let at = from + i;
-        let starts_word = !text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-        if starts_word && text[at + last.len()..].trim_start().starts_with('=') {
-            return Some(at);
-        }
-        from = at + last.len();
-    }
-    None
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 fn select_profiles(s: &mut Scenario, wanted: &[String]) -> Result<()> {
@@ -320,137 +296,36 @@ fn select_profiles(s: &mut Scenario, wanted: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Turns `quick`'s flags into the same validated scenario a file gives.
+/// Turns `quick`'s flags into the same validated scenario a file gives: the scenario's one
+/// parse path checks them.
 fn quick_scenario(a: QuickArgs) -> Result<Scenario> {
-    let target = if a.url == "mock" {
-        Target::Mock(MockConfig::default())
-    } else {
-        Target::Url(scenario::parse_target_url(&a.url).map_err(|m| anyhow!("URL: {m}"))?)
-    };
-    if a.concurrency == 0 {
-        bail!("-c: expected at least 1, found 0");
-    }
-    if let Some(q) = a.rate {
-        LoadPlan::check_rate(q).map_err(|m| anyhow!("-q: {m}"))?;
-    }
-    LoadPlan::check_max_in_flight(a.max_in_flight).map_err(|m| anyhow!("--max-in-flight: {m}"))?;
-    let method = Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| anyhow!("-m: expected an HTTP method, found {:?}", a.method))?;
-    let mut headers = Vec::new();
-    for h in &a.headers {
-        let (name, value) = h
-            .split_once(':')
-            .ok_or_else(|| anyhow!("-H: expected \"Name: value\", found a header without ':'"))?;
-        let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| anyhow!("-H: expected a valid header name, found {:?}", name.trim()))?;
-        let (resolved, from_env) =
-            scenario::expand_env(value.trim()).map_err(|m| anyhow!("-H {name}: {m}"))?;
-        let value = HeaderValue::from_str(&resolved)
-            .map_err(|_| anyhow!("-H {name}: expected visible ASCII in the value"))?;
-        headers.push(HeaderSpec::new(name, value, from_env));
-    }
-    let mut p = Profile::preset(&a.preset).ok_or_else(|| {
-        anyhow!(
-            "--preset: expected one of {}, found {:?}",
-            PRESET_NAMES.join(", "),
-            a.preset
-        )
-    })?;
-    if a.disable_keepalive {
-        p = Profile {
-            reuse_client: false,
-            max_connections: None,
-            max_keepalive_connections: Some(0),
-            ..p
-        };
-    }
-    if let Some(m) = &a.max_connections {
-        p.max_connections = match m.as_str() {
-            "none" | "unlimited" => None,
-            n => Some(n.parse().map_err(|_| {
-                anyhow!("--max-connections: expected a whole number or \"none\", found {n:?}")
-            })?),
-        };
-    }
-    if let Some(k) = a.max_keepalive {
-        p.max_keepalive_connections = Some(k);
-    }
-    if let Some(e) = a.keepalive_expiry {
-        p.keepalive_expiry = e;
-    }
-    let t = &mut p.timeout;
-    t.connect = a.connect_timeout.unwrap_or(t.connect);
-    t.read = a.read_timeout.unwrap_or(t.read);
-    t.write = a.write_timeout.unwrap_or(t.write);
-    t.pool = a.pool_timeout.unwrap_or(t.pool);
-    if a.http2 {
-        p.http_version = HttpVersion::Http2;
-    }
-    p.tls.insecure = a.insecure;
-    p.client = a.client;
-    let base = if a.disable_keepalive {
-        "no-keepalive"
-    } else {
-        a.preset.as_str()
-    };
-    p.name = match a.client {
-        ClientBackend::Native => base.to_string(),
-        other => format!("{base} ({})", other.name()),
-    };
-    p.validate()
-        .map_err(|(key, msg)| anyhow!("--{}: {msg}", key.replace('_', "-")))?;
-    let duration = a.duration.map(|d| d.get());
-    if duration.is_some_and(|d| d.is_zero()) {
-        bail!("-z: expected a duration > 0, found 0s");
-    }
-    let requests = match (a.requests, duration) {
-        (Some(0), _) => bail!("-n: expected at least 1, found 0"),
-        (Some(n), _) => Some(n),
-        (None, Some(_)) => None,
-        (None, None) => Some(200),
-    };
-    let scenario = Scenario {
-        name: "quick".into(),
-        source: "quick".into(),
-        target,
-        request: RequestSpec {
-            method,
-            path: "/".into(),
-            headers,
-            body: a.body.map(bytes::Bytes::from).unwrap_or_default(),
-            stream: false,
-            job: None,
-        },
-        load: {
-            let duration = duration.unwrap_or(Duration::from_secs(3600));
-            let mut plan = match a.rate {
-                Some(q) => LoadPlan::open(duration, q),
-                None => LoadPlan::closed(duration, a.concurrency),
-            };
-            plan.max_requests = requests;
-            plan.max_in_flight = a.max_in_flight;
-            plan
-        },
-        profiles: vec![p],
-        measure: scenario::Measure {
-            sockets: !a.no_sockets,
+    let flags = QuickFlags {
+        url: a.url,
+        concurrency: a.concurrency,
+        rate: a.rate,
+        max_in_flight: a.max_in_flight,
+        requests: a.requests,
+        duration: a.duration,
+        method: a.method,
+        headers: a.headers,
+        body: a.body,
+        sockets: !a.no_sockets,
+        profile: ProfileFlags {
+            preset: a.preset,
+            client: a.client,
+            http2: a.http2,
+            insecure: a.insecure,
+            disable_keepalive: a.disable_keepalive,
+            max_connections: a.max_connections,
+            max_keepalive: a.max_keepalive,
+            keepalive_expiry: a.keepalive_expiry,
+            connect_timeout: a.connect_timeout,
+            read_timeout: a.read_timeout,
+            write_timeout: a.write_timeout,
+            pool_timeout: a.pool_timeout,
         },
     };
-    Ok(with_url_path(scenario, &a.url))
-}
-
-/// For `quick URL`: the URL's path (and query) becomes the request path.
-fn with_url_path(mut s: Scenario, url: &str) -> Scenario {
-    if let Target::Url(e) = &mut s.target {
-        let pq = url
-            .parse::<http::Uri>()
-            .ok()
-            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
-            .unwrap_or_else(|| "/".into());
-        e.base_path.clear();
-        s.request.path = if pq.is_empty() { "/".into() } else { pq };
-    }
-    s
+    Ok(scenario::from_flags(flags)?)
 }
 
 fn execute(

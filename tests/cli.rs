@@ -348,3 +348,24 @@ fn running_out_of_file_descriptors_is_its_own_class() {
     assert!(emfile["example"].as_str().unwrap().contains("os error 24"));
     assert_eq!(p["sockets"]["limits"]["fd_limit"], 64);
 }
+
+#[test]
+fn quick_refuses_concurrency_above_the_files_cap_at_once_naming_the_flag() {
+    let started = Instant::now();
+    let out = connscope()
+        .args(["quick", "mock", "-c", "1000000", "-z", "1s"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("-c: expected at most 100000, found 1000000"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused only after {:?}",
+        started.elapsed()
+    );
+}

@@ -84,7 +84,9 @@ retry = { attempts = 3, multiplier = "1ms", min = "1ms", max = "5ms" }
 fn hand_built() -> RunResult {
     let mut total = hist::latency_histogram();
     let mut pool_wait = hist::latency_histogram();
-    for us in [800u64, 900, 1_000, 1_200, 1_500, 2_000, 4_000, 9_000, 20_000, 45_000] {
+    for us in [
+        800u64, 900, 1_000, 1_200, 1_500, 2_000, 4_000, 9_000, 20_000, 45_000,
+    ] {
         total.record(us).unwrap();
         pool_wait.record(us / 10).unwrap();
     }

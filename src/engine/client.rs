@@ -17,12 +17,12 @@ use hyper::client::conn::http2;
 use tokio::sync::oneshot;
 
 use super::EngineError;
+use super::PoolCounters;
 use super::connect::{Connector, ReqBody};
 use super::h1::H1Conn;
 use super::pool::{Leased, Pool};
 use super::reqwest_client::ReqwestClient;
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase, error::classify};
-use super::PoolCounters;
 use crate::scenario::{ClientBackend, Endpoint, Profile, RequestSpec};
 
 /// A request body up to this size goes out in the same write as the head.

@@ -64,10 +64,10 @@ use rustls_pki_types::pem::PemObject;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::EngineError;
+use super::PoolCounters;
 use super::client::{RequestKind, status_failure};
 use crate::metrics::error::{chain_message, classify};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase};
-use super::PoolCounters;
 use crate::scenario::{Endpoint, HttpVersion, Profile, RequestSpec};
 
 /// Most connections whose local address one client remembers for reuse detection. At the cap,

@@ -9,15 +9,16 @@
 //!
 //! Parts: `collect` (recorders, the channel, the collector task), `profile` (the aggregate),
 //! `series` (per second), `live` (the snapshot and what it is built from), `event` (the outcome
-//! type), `error` (the failure taxonomy).
+//! type); the failure taxonomy is the leaf `crate::failure`, re-exported as `error`.
 
 mod collect;
-pub mod error;
 mod event;
 mod live;
 mod profile;
 mod series;
 
+pub use crate::failure as error;
+pub use crate::failure::{ErrorKind, Failure, Phase};
 pub use crate::result::Metric;
 pub use crate::result::histogram as hist;
 pub use crate::result::histogram::Summary;
@@ -25,7 +26,6 @@ pub use collect::{
     BATCH_AGE, BATCH_MAX, Collector, DRAIN_EVERY, Gauges, Input, Recorder, RecorderFactory,
     SocketFeed, channel,
 };
-pub use error::{ErrorKind, Failure, Phase};
 pub use event::{CallEnd, CallEnding, ConnUse, JobEnd, JobEnding, Outcome, StreamStats};
 pub use live::{LIVE_EVERY, Live, LiveFeed, LiveSecond, LiveSource, LiveTotals, PoolNow, StageNow};
 pub use profile::ProfileMetrics;

@@ -82,7 +82,6 @@ pub struct ProfileMetrics {
     pub series: Series,
 }
 
-
 impl Default for ProfileMetrics {
     fn default() -> Self {
         ProfileMetrics {

@@ -147,6 +147,10 @@ pub fn finished_line(p: &ProfileResult) -> String {
         d.rps,
         us(d.latency.p99_us),
         d.failed,
-        if p.interrupted() { " (interrupted)" } else { "" }
+        if p.interrupted() {
+            " (interrupted)"
+        } else {
+            ""
+        }
     )
 }

@@ -123,9 +123,7 @@ pub fn render(r: &RunResult) -> String {
     let ps = &r.profiles;
     let col = |f: &dyn Fn(&ProfileResult) -> String| ps.iter().map(f).collect::<Vec<_>>();
 
-    let reqwest = ps
-        .iter()
-        .any(|p| p.settings.client != "native");
+    let reqwest = ps.iter().any(|p| p.settings.client != "native");
     if reqwest {
         t.row("client", col(&|p| p.settings.client.clone()));
     }
@@ -179,7 +177,9 @@ pub fn render(r: &RunResult) -> String {
     latency_rows(&mut t, ps, |p| Some(&p.derived.latency));
     if retrying {
         t.heading("latency incl. retries and backoff");
-        latency_rows(&mut t, ps, |p| p.derived.retries.as_ref().map(|r| &r.latency));
+        latency_rows(&mut t, ps, |p| {
+            p.derived.retries.as_ref().map(|r| &r.latency)
+        });
         t.heading("retries");
         t.row(
             "  amplification",
@@ -206,7 +206,8 @@ pub fn render(r: &RunResult) -> String {
             retry_col(&|r| thousands(r.budget_denied)),
         );
         if ps.iter().any(|p| {
-            p.derived.retries
+            p.derived
+                .retries
                 .as_ref()
                 .is_some_and(|r| r.retry_after_responses > 0)
         }) {
@@ -232,8 +233,14 @@ pub fn render(r: &RunResult) -> String {
         t.row(label, col(&|p| p50_p99(&p.phase(key))));
     }
     t.heading("connections");
-    t.row("  opened", col(&|p| thousands(p.derived.connections.opened)));
-    if ps.iter().any(|p| p.derived.connections.opened_unattributed > 0) {
+    t.row(
+        "  opened",
+        col(&|p| thousands(p.derived.connections.opened)),
+    );
+    if ps
+        .iter()
+        .any(|p| p.derived.connections.opened_unattributed > 0)
+    {
         t.row(
             "  not tied to a response",
             col(&|p| thousands(p.derived.connections.opened_unattributed)),
@@ -247,14 +254,18 @@ pub fn render(r: &RunResult) -> String {
         "  requests per conn",
         col(&|p| format!("{:.1}", p.derived.connections.requests_per_connection)),
     );
-    if ps.iter().any(|p| p.derived.connections.closed_idle_discarded > 0) {
+    if ps
+        .iter()
+        .any(|p| p.derived.connections.closed_idle_discarded > 0)
+    {
         t.row(
             "  closed by server idle",
             col(&|p| thousands(p.derived.connections.closed_idle_discarded)),
         );
     }
     if ps.iter().any(|p| p.derived.sockets.is_some()) {
-        let sock = |f: fn(&SocketSummary) -> String| section_cells(ps, |p| p.derived.sockets.as_ref(), &f);
+        let sock =
+            |f: fn(&SocketSummary) -> String| section_cells(ps, |p| p.derived.sockets.as_ref(), &f);
         t.heading("local sockets (peak)");
         t.row(
             "  ESTABLISHED",
@@ -290,9 +301,8 @@ pub fn render(r: &RunResult) -> String {
         );
     }
     if ps.iter().any(|p| p.derived.stream.is_some()) {
-        let st = |f: fn(&StreamSummary) -> String| {
-            section_cells(ps, |p| p.derived.stream.as_ref(), &f)
-        };
+        let st =
+            |f: fn(&StreamSummary) -> String| section_cells(ps, |p| p.derived.stream.as_ref(), &f);
         t.heading("streaming (server-sent events)");
         t.row("  time to first token", st(|s| p50_p99(&s.first_event)));
         t.row("  inter-token gap", st(|s| p50_p99(&s.gap)));
@@ -310,9 +320,7 @@ pub fn render(r: &RunResult) -> String {
         );
     }
     if ps.iter().any(|p| p.derived.jobs.is_some()) {
-        let jb = |f: fn(&JobSummary) -> String| {
-            section_cells(ps, |p| p.derived.jobs.as_ref(), &f)
-        };
+        let jb = |f: fn(&JobSummary) -> String| section_cells(ps, |p| p.derived.jobs.as_ref(), &f);
         t.heading("async jobs (submit, then poll)");
         t.row("  jobs ended", jb(|j| thousands(j.jobs)));
         for e in JobEnding::ALL {
@@ -321,10 +329,9 @@ pub fn render(r: &RunResult) -> String {
                 .any(|p| p.derived.jobs.as_ref().is_some_and(|j| j.ending(e) > 0))
             {
                 let label = format!("    {}", e.name().replace('_', " "));
-                let cells =
-                    section_cells(ps, |p| p.derived.jobs.as_ref(), &|j: &JobSummary| {
-                        thousands(j.ending(e))
-                    });
+                let cells = section_cells(ps, |p| p.derived.jobs.as_ref(), &|j: &JobSummary| {
+                    thousands(j.ending(e))
+                });
                 t.row(&label, cells);
             }
         }
@@ -371,7 +378,10 @@ pub fn render(r: &RunResult) -> String {
             }
         }
     }
-    let mut codes: Vec<u16> = ps.iter().flat_map(|p| p.status_codes.keys().copied()).collect();
+    let mut codes: Vec<u16> = ps
+        .iter()
+        .flat_map(|p| p.status_codes.keys().copied())
+        .collect();
     codes.sort_unstable();
     codes.dedup();
     if !codes.is_empty() {
@@ -425,7 +435,8 @@ pub fn render(r: &RunResult) -> String {
     let examples: Vec<String> = ps
         .iter()
         .flat_map(|p| {
-            p.derived.errors
+            p.derived
+                .errors
                 .iter()
                 .map(move |e| format!("  {} {}: {}", p.name, e.kind, e.example))
         })

@@ -9,7 +9,17 @@ use serde::{Deserialize, Serialize};
 
 /// The latency histograms kept per profile (every value in microseconds).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
@@ -106,7 +116,17 @@ impl Metric {
 
 /// Why an async job (submit, then polls) ended, as the client saw it.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum JobEnding {
@@ -155,10 +175,16 @@ mod tests {
     #[test]
     fn serde_names_are_the_report_names() {
         for m in Metric::ALL {
-            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.name()));
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                format!("\"{}\"", m.name())
+            );
         }
         for e in JobEnding::ALL {
-            assert_eq!(serde_json::to_string(&e).unwrap(), format!("\"{}\"", e.name()));
+            assert_eq!(
+                serde_json::to_string(&e).unwrap(),
+                format!("\"{}\"", e.name())
+            );
         }
     }
 }

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use crate::metrics::ErrorKind;
+pub use crate::failure::ErrorKind;
 pub use derive::{
     ConnectionStats, CountSummary, Derived, ErrorClass, ErrorCount, JobSummary, OpenStats,
     RetryStats, SecondFigures, StreamSummary,

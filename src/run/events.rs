@@ -119,8 +119,7 @@ impl Events {
 
     /// Sends `event` to every subscriber still listening.
     pub fn emit(&self, event: RunEvent) {
-        self.lock()
-            .retain(|tx| tx.send(event.clone()).is_ok());
+        self.lock().retain(|tx| tx.send(event.clone()).is_ok());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<RunEvent>>> {

@@ -2,6 +2,7 @@
 //! presets from the client-config guide (`httpx-defaults`, `recommended`, `recommended-retry`, …).
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use super::retry::RetryPolicy;
 use crate::units::OptDuration;
 
 /// Which HTTP version the client speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum HttpVersion {
     /// HTTP/1.1 only. Default.
@@ -58,7 +59,7 @@ pub struct TlsSettings {
 }
 
 /// Which client implementation runs the profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientBackend {
     /// connscope's own pool over hyper's connection API, with httpx's pool semantics and every
@@ -71,13 +72,59 @@ pub enum ClientBackend {
 }
 
 impl ClientBackend {
-    /// The name used in scenario files and reports ("native", "reqwest").
+    /// Every backend, in the order messages list them.
+    pub const ALL: [ClientBackend; 2] = [ClientBackend::Native, ClientBackend::Reqwest];
+
+    /// The name used in scenario files, flags and reports ("native", "reqwest").
     pub fn name(self) -> &'static str {
         match self {
             ClientBackend::Native => "native",
             ClientBackend::Reqwest => "reqwest",
         }
     }
+}
+
+impl FromStr for ClientBackend {
+    type Err = String;
+
+    /// A backend by [`ClientBackend::name`]; the message lists the names.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| one_of(Self::ALL.map(Self::name), s))
+    }
+}
+
+impl HttpVersion {
+    /// Every version setting, in the order messages list them.
+    pub const ALL: [HttpVersion; 3] = [HttpVersion::Http1, HttpVersion::Http2, HttpVersion::Auto];
+
+    /// The name used in scenario files and reports ("http1", "http2", "auto").
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpVersion::Http1 => "http1",
+            HttpVersion::Http2 => "http2",
+            HttpVersion::Auto => "auto",
+        }
+    }
+}
+
+impl FromStr for HttpVersion {
+    type Err = String;
+
+    /// A version by [`HttpVersion::name`]; the message lists the names.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| one_of(Self::ALL.map(Self::name), s))
+    }
+}
+
+/// `expected one of a, b, found "c"`.
+fn one_of<const N: usize>(names: [&str; N], found: &str) -> String {
+    format!("expected one of {}, found {found:?}", names.join(", "))
 }
 
 /// One client configuration under test. Every field that a real client has is a field here.
@@ -258,6 +305,24 @@ mod tests {
         assert_eq!(
             Profile { retry: None, ..r }.max_connections,
             p.max_connections
+        );
+    }
+
+    #[test]
+    fn backends_and_versions_parse_by_their_names_and_list_them_when_unknown() {
+        for b in ClientBackend::ALL {
+            assert_eq!(b.name().parse::<ClientBackend>(), Ok(b));
+        }
+        for v in HttpVersion::ALL {
+            assert_eq!(v.name().parse::<HttpVersion>(), Ok(v));
+        }
+        assert_eq!(
+            "curl".parse::<ClientBackend>().unwrap_err(),
+            "expected one of native, reqwest, found \"curl\""
+        );
+        assert_eq!(
+            "h3".parse::<HttpVersion>().unwrap_err(),
+            "expected one of http1, http2, auto, found \"h3\""
         );
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::ErrorKind;
+use crate::failure::ErrorKind;
 use crate::units::HumanDuration;
 
 /// How the computed backoff is randomized.

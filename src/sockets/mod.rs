@@ -19,7 +19,9 @@ use procfs::net::{TcpNetEntry, TcpState};
 use serde::{Deserialize, Serialize};
 
 /// One look at the local sockets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct SocketSample {
     /// Sockets towards the peers in ESTABLISHED.
     pub established: u32,
@@ -42,7 +44,9 @@ pub struct SocketSample {
 }
 
 /// Facts about the machine that samples are measured against.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct SocketLimits {
     /// `net.ipv4.ip_local_port_range`, inclusive.
     pub port_range: (u16, u16),

@@ -4,6 +4,9 @@
 //! `ConnectTimeout`), so a finding maps straight onto user code. Classification walks the error's
 //! `source()` chain for typed causes (`std::io::Error` kinds and OS error numbers, `hyper::Error`
 //! predicates, `rustls::Error`); display strings are only kept as the example message, never matched.
+//!
+//! A leaf: it imports only external crates, so the scenario (retry policies name classes) and
+//! metrics (which count them) both depend on it and not on each other. It does not count anything.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -13,7 +16,17 @@ use serde::{Deserialize, Serialize};
 
 /// Why a request failed. The display name is the stable name used in reports and diagnosis.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 pub enum ErrorKind {
     /// The TCP connect was answered with RST: nothing listening, or a full listen backlog.

@@ -8,12 +8,12 @@
 //! never wakes a parked thread.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::event::Outcome;
+use super::gauges::Gauges;
 use super::live::{LIVE_EVERY, Live, LiveFeed};
 use super::profile::ProfileMetrics;
 use crate::sockets::SocketSample;
@@ -22,15 +22,6 @@ use crate::sockets::SocketSample;
 pub const BATCH_MAX: usize = 64;
 /// …or when its oldest outcome is this old (in run time), whichever comes first.
 pub const BATCH_AGE: Duration = Duration::from_millis(100);
-
-/// Live values the engine keeps up to date and the collector samples at every drain.
-#[derive(Debug, Default)]
-pub struct Gauges {
-    /// Requests started and not yet finished.
-    pub in_flight: AtomicU64,
-    /// The load model's current concurrency target.
-    pub concurrency: AtomicU64,
-}
 
 /// What the collector receives.
 pub enum Input {

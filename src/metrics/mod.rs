@@ -13,6 +13,7 @@
 
 mod collect;
 mod event;
+mod gauges;
 mod live;
 mod profile;
 mod series;
@@ -23,10 +24,11 @@ pub use crate::result::Metric;
 pub use crate::result::histogram as hist;
 pub use crate::result::histogram::Summary;
 pub use collect::{
-    BATCH_AGE, BATCH_MAX, Collector, DRAIN_EVERY, Gauges, Input, Recorder, RecorderFactory,
-    SocketFeed, channel,
+    BATCH_AGE, BATCH_MAX, Collector, DRAIN_EVERY, Input, Recorder, RecorderFactory, SocketFeed,
+    channel,
 };
 pub use event::{CallEnd, CallEnding, ConnUse, JobEnd, JobEnding, Outcome, StreamStats};
+pub use gauges::Gauges;
 pub use live::{LIVE_EVERY, Live, LiveFeed, LiveSecond, LiveSource, LiveTotals, PoolNow, StageNow};
 pub use profile::ProfileMetrics;
 pub use series::Series;

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::collect::Gauges;
 use super::error::ErrorKind;
 use super::event::{CallEnding, ConnUse, JobEnding, Outcome};
+use super::gauges::Gauges;
 use super::hist::{self, Summary};
 use super::live::{Live, LiveSource, LiveTotals};
 use super::series::Series;
@@ -271,7 +271,7 @@ impl ProfileMetrics {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metrics::error::Failure;
     use crate::metrics::event::CallEnd;

@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 
 use hdrhistogram::Histogram;
 
-use super::collect::Gauges;
 use super::event::{ConnUse, Outcome};
+use super::gauges::Gauges;
 use super::hist;
 use super::live::LiveSecond;
 use crate::result::Second;

@@ -86,7 +86,7 @@ pub fn live_line(l: &Live) -> String {
         .series
         .iter()
         .rev()
-        .find(|s| u64::from(s.second) + 1 <= l.elapsed.as_secs());
+        .find(|s| u64::from(s.second) < l.elapsed.as_secs());
     let target = if l.stage.rate > 0.0 {
         format!("rate {:.0}/s", l.stage.rate)
     } else {

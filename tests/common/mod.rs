@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
-use connscope::engine::{self, Quiet};
+use connscope::run::{self, Events, RunOptions};
 use connscope::result::{ProfileResult, RunResult};
 use connscope::scenario;
 use tokio_util::sync::CancellationToken;
@@ -17,9 +17,7 @@ pub static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 /// Parses and runs a scenario (the caller takes care of taking turns).
 pub async fn run_scenario(text: &str, interrupt: &CancellationToken) -> RunResult {
     let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    engine::run(&s, interrupt, &Quiet)
-        .await
-        .expect("the run starts")
+    run::run(&s, &RunOptions::default(), interrupt, &Events::new()).await
 }
 
 /// Parses and runs a scenario, one run at a time.

@@ -17,10 +17,15 @@ mod headers;
 pub mod load;
 pub mod pacer;
 pub mod pool;
+mod request;
 pub mod reqwest_client;
+mod response;
 pub mod retry;
 pub mod shards;
+pub mod slots;
 pub mod sse;
+mod timeout;
+mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

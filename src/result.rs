@@ -259,18 +259,7 @@ const PHASES: [Metric; 6] = [
     Metric::Body,
 ];
 
-/// Pool counters handed over by the engine alongside the metrics.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PoolCounters {
-    /// See [`ConnectionStats::closed_idle_discarded`].
-    pub closed_idle_discarded: u64,
-    /// See [`ConnectionStats::expired`].
-    pub expired: u64,
-    /// Connections the client counted opening on its own, apart from the requests (the reqwest
-    /// backend's connector layer); `None` when every connection is tied to a request (native).
-    /// Those not tied to a completed request become [`ConnectionStats::opened_unattributed`].
-    pub connector_opened: Option<u64>,
-}
+pub use crate::engine::PoolCounters;
 
 impl ProfileResult {
     /// Turns what the collector aggregated into the serializable result.

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::EngineError;
 use super::connect::{Connector, ReqBody};
+use super::counters::PoolCounters;
 use super::h1::H1Conn;
 use super::pool::{Leased, Pool};
 pub use super::request::RequestKind;
@@ -26,7 +27,6 @@ pub use super::response::MAX_CAPTURE;
 use super::response::{BodySink, retry_after, status_failure};
 use super::timeout::{read_timeout, with_timeout};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase, error::classify};
-use crate::result::PoolCounters;
 use crate::scenario::{ClientBackend, Endpoint, Profile, RequestSpec};
 
 /// A request body up to this size goes out in the same write as the head.

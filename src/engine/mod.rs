@@ -12,6 +12,7 @@
 mod body;
 pub mod client;
 pub mod connect;
+mod counters;
 pub mod h1;
 mod headers;
 pub mod load;
@@ -39,6 +40,7 @@ use crate::scenario::{Endpoint, Scenario, Target};
 use crate::sockets::{Sampler, SocketLimits, SocketSample};
 
 pub use client::Client;
+pub use counters::PoolCounters;
 
 /// An engine error: the run could not start. Request failures are never errors; they are data.
 #[derive(Debug, thiserror::Error)]

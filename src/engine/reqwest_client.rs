@@ -62,13 +62,13 @@ use hyper_util::client::legacy::connect::{Connection, HttpInfo};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::EngineError;
+use super::counters::PoolCounters;
 use super::request::{RequestKind, USER_AGENT};
 use super::response::{BodySink, retry_after, status_failure};
 use super::slots::request_slots;
 use super::tls::{ca_file_certs, ca_file_error};
 use crate::metrics::error::{chain_message, classify};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase};
-use crate::result::PoolCounters;
 use crate::scenario::{Endpoint, HttpVersion, Profile, RequestSpec};
 
 /// Most connections whose local address one client remembers for reuse detection. At the cap,

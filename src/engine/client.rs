@@ -5,11 +5,11 @@
 //! know which one runs, and retries (`engine::retry`) wrap `execute`, never a backend.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{
-    CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING, USER_AGENT,
+    CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, TRANSFER_ENCODING, USER_AGENT,
 };
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body_util::BodyExt;
@@ -17,11 +17,15 @@ use hyper::client::conn::http2;
 use tokio::sync::oneshot;
 
 use super::EngineError;
-use super::PoolCounters;
 use super::connect::{Connector, ReqBody};
+use super::counters::PoolCounters;
 use super::h1::H1Conn;
 use super::pool::{Leased, Pool};
+pub use super::request::RequestKind;
 use super::reqwest_client::ReqwestClient;
+pub use super::response::MAX_CAPTURE;
+use super::response::{BodySink, retry_after, status_failure};
+use super::timeout::{read_timeout, with_timeout};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase, error::classify};
 use crate::scenario::{ClientBackend, Endpoint, Profile, RequestSpec};
 
@@ -65,7 +69,7 @@ impl Template {
         headers.insert(HOST, host);
         headers.insert(
             USER_AGENT,
-            HeaderValue::from_static(concat!("connscope/", env!("CARGO_PKG_VERSION"))),
+            HeaderValue::from_static(super::request::USER_AGENT),
         );
         for h in &spec.headers {
             headers.append(h.name.clone(), h.value.clone());
@@ -193,58 +197,6 @@ fn h1_head(method: &Method, target: &str, headers: &HeaderMap, body: &Bytes) -> 
     out
 }
 
-/// Which request an attempt sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestKind<'a> {
-    /// The scenario's request (an async job's submit).
-    Request,
-    /// `GET` of an async job's status path (the endpoint's prefix is added), with the request's
-    /// headers.
-    Poll(&'a str),
-}
-
-/// Most response body bytes an attempt keeps for the caller (an async job's id and status are
-/// read from them); the rest is read and counted, not kept.
-pub const MAX_CAPTURE: usize = 1 << 20;
-
-/// Where a response body's bytes go, for every backend: counted, kept (up to [`MAX_CAPTURE`])
-/// when the caller asked for the body, and fed to the SSE event counter for a stream.
-pub(super) struct BodySink<'a> {
-    bytes: u64,
-    capture: Option<&'a mut Vec<u8>>,
-    events: Option<super::sse::EventCounter>,
-}
-
-impl<'a> BodySink<'a> {
-    /// A sink for a response to a request sent at `sent`; `stream`: count its SSE events.
-    pub(super) fn new(capture: Option<&'a mut Vec<u8>>, stream: bool, sent: Instant) -> Self {
-        BodySink {
-            bytes: 0,
-            capture,
-            events: stream.then(|| super::sse::EventCounter::new(sent)),
-        }
-    }
-
-    /// One piece of the body, as it arrives.
-    pub(super) fn data(&mut self, data: &[u8]) {
-        self.bytes += data.len() as u64;
-        if let Some(buf) = &mut self.capture {
-            let room = MAX_CAPTURE.saturating_sub(buf.len());
-            buf.extend_from_slice(&data[..data.len().min(room)]);
-        }
-        if let Some(c) = &mut self.events {
-            c.feed(data, Instant::now());
-        }
-    }
-
-    /// Writes the count and the stream's figures into `out`; also for a body cut short, which
-    /// still tells how far it got.
-    pub(super) fn finish(self, out: &mut Outcome) {
-        out.bytes = self.bytes;
-        out.stream = self.events.map(|c| Box::new(c.finish()));
-    }
-}
-
 /// One profile's client against one endpoint, of the backend the profile names.
 pub enum Client {
     /// connscope's own pool (`client = "native"`).
@@ -354,21 +306,6 @@ impl Client {
             },
             Client::Reqwest(_) => crate::metrics::PoolNow::default(),
         }
-    }
-}
-
-/// The response's `Retry-After`, when it has one that reads as a delay.
-pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?;
-    super::retry::parse_retry_after(value.as_bytes(), SystemTime::now())
-}
-
-/// The failure a response status makes: 4xx and 5xx are failures, the rest success.
-pub(super) fn status_failure(status: u16) -> Result<(), Failure> {
-    match status {
-        400..=499 => Err(Failure::new(ErrorKind::Status4xx, format!("HTTP {status}"))),
-        500..=599 => Err(Failure::new(ErrorKind::Status5xx, format!("HTTP {status}"))),
-        _ => Ok(()),
     }
 }
 
@@ -586,40 +523,4 @@ fn stale_context(mut f: Failure, conn: ConnUse) -> Failure {
         );
     }
     f
-}
-
-/// The `ReadTimeout` failure for a wait for `what` (e.g. "response head").
-pub(super) fn read_timeout(what: &str, limit: Option<Duration>) -> Failure {
-    Failure::new(
-        ErrorKind::ReadTimeout,
-        format!(
-            "no {what} within the read timeout of {:?}",
-            limit.unwrap_or_default()
-        ),
-    )
-}
-
-/// `fut` within `limit` (counted from now). The first poll goes without a timer: a body's frames
-/// are mostly buffered already, and a timer costs a clock read (and, once pending, a timer-wheel
-/// entry).
-pub(super) async fn with_timeout<F: std::future::Future>(
-    limit: Option<Duration>,
-    fut: F,
-    on_timeout: impl FnOnce() -> Failure,
-) -> Result<F::Output, Failure> {
-    match limit {
-        None => Ok(fut.await),
-        Some(d) => {
-            let mut fut = std::pin::pin!(fut);
-            let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-                std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
-                std::task::Poll::Pending => std::task::Poll::Ready(None),
-            })
-            .await;
-            match first {
-                Some(v) => Ok(v),
-                None => tokio::time::timeout(d, fut).await.map_err(|_| on_timeout()),
-            }
-        }
-    }
 }

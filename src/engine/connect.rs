@@ -10,11 +10,7 @@ use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::ClientConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -25,6 +21,7 @@ use crate::scenario::{Endpoint, HttpVersion, Profile, Scheme};
 
 pub use super::body::ReqBody;
 use super::h1::{H1Conn, Stream};
+use super::tls;
 
 /// A ready-to-use HTTP connection handle.
 pub enum Sender {
@@ -69,7 +66,7 @@ impl Connector {
         let tls = match endpoint.scheme {
             Scheme::Http => None,
             Scheme::Https => {
-                let config = tls_config(profile)?;
+                let config = tls::config(profile)?;
                 let name = ServerName::try_from(endpoint.host.clone()).map_err(|_| {
                     EngineError::Config(format!("not a valid TLS server name: {}", endpoint.host))
                 })?;
@@ -239,95 +236,4 @@ where
         .map_err(|e| classify(&e, Phase::Connect, false))?;
     tokio::spawn(conn);
     Ok(Sender::H2(sender))
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn tls_config(profile: &Profile) -> Result<ClientConfig, EngineError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EngineError::Config(format!("TLS: {e}")))?;
-    let mut config = if profile.tls.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &profile.tls.ca_file {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| EngineError::Config(format!("tls.ca_file {}: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(EngineError::Config(format!(
-                    "tls.ca_file {}: no certificate found",
-                    path.display()
-                )));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| {
-                    EngineError::Config(format!("tls.ca_file {}: {e}", path.display()))
-                })?;
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = match profile.http_version {
-        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
-        HttpVersion::Http2 => vec![b"h2".to_vec()],
-        HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-    };
-    Ok(config)
-}
-
-/// `tls.insecure = true`: accepts any server certificate (signatures are still checked).
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -23,7 +23,8 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 use tokio_rustls::client::TlsStream;
 
-use super::client::{read_timeout, with_timeout};
+use super::response::parse_retry_after;
+use super::timeout::{read_timeout, with_timeout};
 use crate::metrics::{ErrorKind, Failure, Phase, error::classify};
 
 /// Most bytes a response head (or a chunk-size line, or a trailer) may take.
@@ -373,7 +374,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, F
                 }
             }
         } else if name.eq_ignore_ascii_case("retry-after") {
-            retry_after = super::retry::parse_retry_after(h.value, SystemTime::now());
+            retry_after = parse_retry_after(h.value, SystemTime::now());
         }
     }
     let framing = if head_request || status == 204 || status == 304 || (100..200).contains(&status)

@@ -15,16 +15,23 @@
 mod body;
 pub mod client;
 pub mod connect;
+mod counters;
 pub mod h1;
 mod headers;
 pub mod load;
 pub mod pacer;
 pub mod pool;
+mod request;
 pub mod reqwest_client;
+mod response;
 pub mod retry;
+pub mod slots;
 pub mod sse;
+mod timeout;
+mod tls;
 
 pub use client::Client;
+pub use counters::PoolCounters;
 
 /// An engine error: a client could not be built. Request failures are never errors; they are data.
 #[derive(Debug, thiserror::Error)]
@@ -32,16 +39,4 @@ pub enum EngineError {
     /// A profile setting that cannot be turned into a client (bad CA file, bad proxy URL, …).
     #[error("invalid client settings: {0}")]
     Config(String),
-}
-
-/// Pool counters the client keeps besides the outcomes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PoolCounters {
-    /// Idle connections found closed by the server at checkout and discarded.
-    pub closed_idle_discarded: u64,
-    /// Idle connections dropped at `keepalive_expiry`.
-    pub expired: u64,
-    /// Connections the client counted opening on its own, apart from the requests (the reqwest
-    /// backend's connector layer); `None` when every connection is tied to a request (native).
-    pub connector_opened: Option<u64>,
 }

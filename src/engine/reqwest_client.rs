@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `reuse_client = true` | one `reqwest::Client` for the whole run | – |
 //! | `reuse_client = false` | a new `reqwest::Client` per request, dropped after its response (what the anti-pattern does) | building a client also builds its TLS configuration, loading the system trust store (rustls-platform-verifier): ~2 ms of CPU per request in a release build on the development machine. It lands in the request's total latency (in no phase), as in user code |
-//! | `max_connections` + `timeout.pool` | a fair [`Semaphore`] of `max_connections` permits (× [`H2_STREAMS`](super::pool::H2_STREAMS) for HTTP/2), taken before the request and held until its body is read; waiting longer than `timeout.pool` is a `PoolTimeout` and nothing is sent | reqwest has no cap on connections: this caps **requests in flight**, which for HTTP/1.1 approximates the connection cap. reqwest may still open more connections than permits: a connection goes back to its pool asynchronously after the body ends, so the next request, finding no idle connection, starts a new one. Like the native pool, the cap applies only with `reuse_client = true` |
+//! | `max_connections` + `timeout.pool` | a fair [`Semaphore`] of `max_connections` permits (× [`H2_STREAMS`](super::slots::H2_STREAMS) for HTTP/2), taken before the request and held until its body is read; waiting longer than `timeout.pool` is a `PoolTimeout` and nothing is sent | reqwest has no cap on connections: this caps **requests in flight**, which for HTTP/1.1 approximates the connection cap. reqwest may still open more connections than permits: a connection goes back to its pool asynchronously after the body ends, so the next request, finding no idle connection, starts a new one. Like the native pool, the cap applies only with `reuse_client = true` |
 //! | `max_keepalive_connections` | `pool_max_idle_per_host` (`none` = unlimited, reqwest's default) | per host, not per client (one endpoint per run, so the same) |
 //! | `keepalive_expiry` | `pool_idle_timeout` (`none` = forever; reqwest's default is 90 s) | idle connections dropped at expiry or found closed are not counted (`expired`, `closed_idle_discarded` stay 0) |
 //! | `timeout.connect` | `connect_timeout` | – |
@@ -59,13 +59,14 @@ use std::time::{Duration, Instant};
 
 use http::header::HeaderValue;
 use hyper_util::client::legacy::connect::{Connection, HttpInfo};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::EngineError;
-use super::PoolCounters;
-use super::client::{RequestKind, status_failure};
+use super::counters::PoolCounters;
+use super::request::{RequestKind, USER_AGENT};
+use super::response::{BodySink, retry_after, status_failure};
+use super::slots::request_slots;
+use super::tls::{ca_file_certs, ca_file_error};
 use crate::metrics::error::{chain_message, classify};
 use crate::metrics::{ConnUse, ErrorKind, Failure, Outcome, Phase};
 use crate::scenario::{Endpoint, HttpVersion, Profile, RequestSpec};
@@ -132,7 +133,7 @@ impl ReqwestClient {
         if !spec.body.is_empty() {
             *template.body_mut() = Some(reqwest::Body::from(spec.body.clone()));
         }
-        let slots = super::pool::request_slots(profile);
+        let slots = request_slots(profile);
         Ok(ReqwestClient {
             settings,
             shared,
@@ -247,13 +248,9 @@ impl ReqwestClient {
         out.ttfb = Some(head.saturating_duration_since(ready));
         let status = resp.status().as_u16();
         out.status = Some(status);
-        out.retry_after = super::client::retry_after(resp.headers());
+        out.retry_after = retry_after(resp.headers());
         let reused = out.conn.is_reused();
-        let mut sink = super::client::BodySink::new(
-            capture,
-            self.stream && what == RequestKind::Request,
-            sent,
-        );
+        let mut sink = BodySink::new(capture, self.stream && what == RequestKind::Request, sent);
         let read = loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => sink.data(&chunk),
@@ -302,17 +299,9 @@ impl Settings {
         };
         let mut roots = Vec::new();
         if let Some(path) = &profile.tls.ca_file {
-            let bad = |e: &dyn std::fmt::Display| {
-                EngineError::Config(format!("tls.ca_file {}: {e}", path.display()))
-            };
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| bad(&e))?;
-            if certs.is_empty() {
-                return Err(bad(&"no certificate found"));
-            }
-            for c in certs {
-                roots.push(reqwest::Certificate::from_der(&c).map_err(|e| bad(&e))?);
+            for c in ca_file_certs(path)? {
+                roots
+                    .push(reqwest::Certificate::from_der(&c).map_err(|e| ca_file_error(path, &e))?);
             }
         }
         Ok(Settings {
@@ -329,10 +318,7 @@ impl Settings {
         let mut b = reqwest::Client::builder()
             .retry(reqwest::retry::never())
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(HeaderValue::from_static(concat!(
-                "connscope/",
-                env!("CARGO_PKG_VERSION")
-            )))
+            .user_agent(HeaderValue::from_static(USER_AGENT))
             .pool_max_idle_per_host(p.max_keepalive_connections.unwrap_or(usize::MAX))
             .pool_idle_timeout(p.keepalive_expiry.get())
             .connector_layer(ProbeLayer {

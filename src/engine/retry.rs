@@ -15,7 +15,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -206,18 +206,6 @@ pub fn wait_after(
     }
 }
 
-/// Reads a `Retry-After` value: delay-seconds (`120`) or an HTTP date, taken relative to `now`
-/// (a date in the past is no wait). `None` for anything else.
-pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
-    let text = std::str::from_utf8(value).ok()?.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        // Too many digits for u64 seconds: as good as forever.
-        return Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
-    }
-    let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// A retry budget: each request adds `percent / 100` of a token, each retry spends one. The
 /// bucket starts with, and never holds more than, [`Budget::RESERVE`] tokens, so the first
 /// failures of a run can be retried and a quiet spell does not save up a retry storm: over any
@@ -296,7 +284,7 @@ mod tests {
             body: None,
             bytes: 0,
             status: Some(status),
-            failure: crate::engine::client::status_failure(status)
+            failure: crate::engine::response::status_failure(status)
                 .err()
                 .map(Box::new),
             retry_after: None,
@@ -389,27 +377,6 @@ mod tests {
             wait_after(&ignore, 1, &o, &mut rng).0,
             Duration::from_millis(100)
         );
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 21 Oct 2015 07:28:00
-        assert_eq!(parse_retry_after(b"2", now), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after(b" 120 ", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after(b"Wed, 21 Oct 2015 07:28:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after(b"Wed, 21 Oct 2015 07:27:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after(b"soon", now), None);
-        assert_eq!(parse_retry_after(b"-1", now), None);
-        assert_eq!(parse_retry_after(b"", now), None);
     }
 
     #[test]

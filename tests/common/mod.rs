@@ -6,8 +6,8 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
-use connscope::run::{self, Events, RunOptions};
 use connscope::result::{ProfileResult, RunResult};
+use connscope::run::{self, Events, RunOptions};
 use connscope::scenario;
 use tokio_util::sync::CancellationToken;
 

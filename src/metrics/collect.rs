@@ -183,6 +183,8 @@ impl Collector {
         let mut tick = tokio::time::interval(DRAIN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut next_live = Duration::ZERO;
+        // tokio's clock: the same as std's at run time, and paused in tests.
+        let start = tokio::time::Instant::from_std(start);
         loop {
             tick.tick().await;
             let closed = loop {

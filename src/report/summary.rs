@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::result::{
-    ErrorKind, JobEnding, JobSummary, Metric, OpenStats, ProfileResult, RetryStats, RunResult,
-    ServerView, StreamSummary, Summary,
+    ErrorKind, JobEnding, JobSummary, Metric, OpenStats, ProfileResult, ProfileStatus, RetryStats,
+    RunResult, ServerView, StreamSummary, Summary,
 };
 use crate::sockets::SocketSummary;
 use crate::units::format_duration;
@@ -123,6 +123,16 @@ pub fn render(r: &RunResult) -> String {
     let ps = &r.profiles;
     let col = |f: &dyn Fn(&ProfileResult) -> String| ps.iter().map(f).collect::<Vec<_>>();
 
+    if ps.iter().any(|p| p.status != ProfileStatus::Completed) {
+        t.row(
+            "status",
+            col(&|p| match p.status {
+                ProfileStatus::Completed => "completed".into(),
+                ProfileStatus::Interrupted => "interrupted".into(),
+                ProfileStatus::NotStarted => "NOT STARTED".into(),
+            }),
+        );
+    }
     let reqwest = ps.iter().any(|p| p.settings.client != "native");
     if reqwest {
         t.row("client", col(&|p| p.settings.client.clone()));
@@ -431,6 +441,17 @@ pub fn render(r: &RunResult) -> String {
              them as one); \"not tied to a response\" counts connections opened for requests that \
              failed before their response head, or opened in the background and never used\n",
         );
+    }
+    let not_started: Vec<String> = ps
+        .iter()
+        .filter_map(|p| {
+            let e = p.error.as_deref()?;
+            Some(format!("  {}: {e}\n", p.name))
+        })
+        .collect();
+    if !not_started.is_empty() {
+        head.push_str("\nnot started (nothing measured)\n");
+        head.push_str(&not_started.concat());
     }
     let examples: Vec<String> = ps
         .iter()

@@ -16,14 +16,12 @@ use crate::result::{JobEnding, ProfileResult, ProfileStatus};
 use crate::run::RunEvent;
 use crate::units::format_duration;
 
-/// How often the running profile's line is printed.
-pub const EVERY: Duration = Duration::from_secs(1);
-
-/// Consumes the run's events until it ends, writing progress lines to `out`.
+/// Consumes the run's events until it ends, writing progress lines to `out`: one per second of a
+/// running profile, when its first snapshot past that second arrives.
 pub async fn follow(mut events: mpsc::UnboundedReceiver<RunEvent>, mut out: impl Write) {
     let mut live: Option<watch::Receiver<Arc<Live>>> = None;
-    let mut tick = tokio::time::interval(EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The last whole second of the running profile a line was printed for.
+    let mut printed = 0;
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -39,7 +37,7 @@ pub async fn follow(mut events: mpsc::UnboundedReceiver<RunEvent>, mut out: impl
                             format_duration(plan.duration)
                         );
                         live = Some(rx);
-                        tick.reset();
+                        printed = 0;
                     }
                     RunEvent::ProfileFinished { result, .. } => {
                         live = None;
@@ -52,12 +50,16 @@ pub async fn follow(mut events: mpsc::UnboundedReceiver<RunEvent>, mut out: impl
                     RunEvent::RunEnded { .. } => return,
                 }
             }
-            _ = tick.tick(), if live.is_some() => {
-                if let Some(rx) = &live {
-                    let snapshot = rx.borrow().clone();
-                    if snapshot.elapsed > Duration::ZERO && !snapshot.finished {
-                        let _ = writeln!(out, "{}", live_line(&snapshot));
-                    }
+            changed = async { live.as_mut().expect("guarded").changed().await }, if live.is_some() => {
+                if changed.is_err() {
+                    live = None;
+                    continue;
+                }
+                let snapshot = live.as_mut().expect("guarded").borrow_and_update().clone();
+                let second = snapshot.elapsed.as_secs();
+                if second > printed && !snapshot.finished {
+                    printed = second;
+                    let _ = writeln!(out, "{}", live_line(&snapshot));
                 }
             }
         }
@@ -92,10 +94,11 @@ pub fn live_line(l: &Live) -> String {
     } else {
         format!("c={}", l.stage.concurrency)
     };
+    let total = l.elapsed + l.stage.time_left;
     let mut line = format!(
-        "      {:>6} left {:>6}  stage {}/{} {target}  {} req/s  p99 {}  ok {}  failed {}  in flight {}",
-        format_duration(Duration::from_secs(l.elapsed.as_secs())),
-        format_duration(Duration::from_secs(l.stage.time_left.as_secs())),
+        "  {:>5}/{:<5} stage {}/{} {target}  {} req/s  p99 {}  ok {}  failed {}  in flight {}",
+        format!("{}s", l.elapsed.as_secs()),
+        format!("{}s", total.as_secs_f64().round()),
         l.stage.index + 1,
         l.stage.count,
         thousands(last.map_or(0, |s| s.requests)),
@@ -153,4 +156,60 @@ pub fn finished_line(p: &ProfileResult) -> String {
             ""
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{LiveSecond, LiveTotals, PoolNow, StageNow};
+    use crate::result::ErrorKind;
+    use crate::sockets::SocketSample;
+
+    #[test]
+    fn a_live_line_shows_the_last_full_second_and_what_is_wrong() {
+        let second = |s: u32, requests: u64, p99_us: u64| LiveSecond {
+            second: s,
+            requests,
+            p99_us,
+            ..LiveSecond::default()
+        };
+        let live = Live {
+            elapsed: Duration::from_millis(3_100),
+            stage: StageNow {
+                index: 1,
+                count: 2,
+                concurrency: 160,
+                rate: 0.0,
+                time_left: Duration::from_millis(2_900),
+            },
+            totals: LiveTotals {
+                ok: 8_578,
+                failed: 3,
+                ..LiveTotals::default()
+            },
+            errors: [(ErrorKind::PoolTimeout, 3)].into(),
+            // Second 3 is still open: the line shows second 2.
+            series: vec![
+                second(1, 600, 80_000),
+                second(2, 3_987, 95_700),
+                second(3, 12, 1),
+            ],
+            in_flight: 160,
+            pool: PoolNow {
+                waiters: Some(60),
+                idle: Some(0),
+            },
+            sockets: Some(SocketSample {
+                established: 100,
+                time_wait: 7,
+                ..SocketSample::default()
+            }),
+            ..Live::default()
+        };
+        assert_eq!(
+            live_line(&live),
+            "     3s/6s    stage 2/2 c=160  3,987 req/s  p99 95.7ms  ok 8,578  failed 3  in flight \
+             160  pool waiters 60  conns 100  TIME_WAIT 7  top error PoolTimeout 3"
+        );
+    }
 }

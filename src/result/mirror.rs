@@ -1,7 +1,7 @@
 //! The result's own copies of what a run was given and what the mock saw: the profile's settings,
 //! the scenario (secrets redacted) and the server's view.
 //!
-//! They mirror `scenario::Profile`, `scenario::ScenarioEcho` and `mock::MockStats` field by field,
+//! They mirror `scenario::Profile`, `scenario::Scenario` and `mock::MockStats` field by field,
 //! so that the report's schema does not move when an internal type does. The `run` module fills
 //! them (it knows both sides); nothing here converts, validates or measures.
 

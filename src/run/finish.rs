@@ -19,7 +19,7 @@ use crate::result::mirror::{
 use crate::result::{
     Counts, ErrorTally, Histograms, LoadKind, ProfileResult, ProfileStatus, SocketEvidence,
 };
-use crate::scenario::{Jitter, LoadModel, Profile, Scenario};
+use crate::scenario::{Jitter, Level, LoadModel, Profile, Scenario, Target};
 use crate::sockets::{SocketLimits, SocketSample};
 
 use super::ProfilePlan;
@@ -184,41 +184,57 @@ fn serde_name<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-/// The result's copy of the scenario, secrets redacted.
+/// The result's copy of the scenario, secrets redacted: a header's value shows only when it is
+/// not secret (`HeaderSpec::shown`), the body only as its size.
 pub fn scenario_info(s: &Scenario) -> ScenarioInfo {
-    let echo = s.echo();
+    let (target, mock) = match &s.target {
+        Target::Mock(m) => ("mock".to_string(), serde_json::to_value(m).ok()),
+        Target::Url(e) => (e.url(), None),
+    };
     ScenarioInfo {
-        name: echo.name,
-        source: echo.source,
-        target: echo.target,
-        mock: echo
-            .mock
-            .as_ref()
-            .and_then(|m| serde_json::to_value(m).ok()),
-        method: echo.method,
-        path: echo.path,
-        headers: echo.headers,
-        body_bytes: echo.body_bytes,
-        stages: echo
+        name: s.name.clone(),
+        source: s.source.clone(),
+        target,
+        mock,
+        method: s.request.method.to_string(),
+        path: s.request.path.clone(),
+        headers: s
+            .request
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.shown()))
+            .collect(),
+        body_bytes: s.request.body.len(),
+        stages: s
+            .load
             .stages
-            .into_iter()
+            .iter()
             .map(|st| StageInfo {
-                duration: st.duration,
-                concurrency: st.concurrency,
-                rate: st.rate,
-                ramp: st.ramp,
+                duration: st.duration.into(),
+                concurrency: match st.level {
+                    Level::Concurrency(c) => Some(c),
+                    Level::Rate(_) => None,
+                },
+                rate: match st.level {
+                    Level::Rate(r) => Some(r),
+                    Level::Concurrency(_) => None,
+                },
+                ramp: st.ramp.into(),
             })
             .collect(),
-        max_requests: echo.max_requests,
-        max_in_flight: echo.max_in_flight,
-        poll: echo.poll.map(|j| PollInfo {
-            path: j.path,
+        max_requests: s.load.max_requests,
+        max_in_flight: match s.load.model() {
+            LoadModel::Open { max_in_flight } => Some(max_in_flight),
+            LoadModel::Closed => None,
+        },
+        poll: s.request.job.as_ref().map(|j| PollInfo {
+            path: j.path.clone(),
             interval: j.interval,
             deadline: j.deadline,
-            id: j.id,
-            status: j.status,
-            done: j.done,
-            failed: j.failed,
+            id: j.id.clone(),
+            status: j.status.clone(),
+            done: j.done.clone(),
+            failed: j.failed.clone(),
         }),
     }
 }

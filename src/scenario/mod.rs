@@ -20,8 +20,6 @@ mod profile;
 mod retry;
 mod source;
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
@@ -35,7 +33,6 @@ pub use retry::{GUIDE_STATUSES, Jitter, MAX_ATTEMPTS, RetryPolicy};
 pub use source::{FileText, Located, Origin};
 
 use crate::mock::MockConfig;
-use crate::units::HumanDuration;
 
 /// What shows in place of a secret.
 pub const REDACTED: &str = "<redacted>";
@@ -319,100 +316,6 @@ pub struct RequestSpec {
     /// `workload = "async"`: this request submits a job, which is then polled until it ends.
     /// `None`: one request is the whole unit of load.
     pub job: Option<JobSpec>,
-}
-
-/// What a report says about the scenario: everything but secrets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScenarioEcho {
-    /// Name.
-    pub name: String,
-    /// Source file or `quick`.
-    pub source: String,
-    /// "mock" or the URL.
-    pub target: String,
-    /// The mock's settings, for `target = "mock"`.
-    pub mock: Option<MockConfig>,
-    /// Method.
-    pub method: String,
-    /// Path.
-    pub path: String,
-    /// Headers with secrets replaced by [`REDACTED`].
-    pub headers: BTreeMap<String, String>,
-    /// Body size in bytes (the body itself is not echoed).
-    pub body_bytes: usize,
-    /// Stages.
-    pub stages: Vec<StageEcho>,
-    /// Request cap.
-    pub max_requests: Option<u64>,
-    /// Open model: the cap on requests in flight (absent for the closed model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_in_flight: Option<usize>,
-    /// `workload = "async"`: how each submitted job is polled (absent for plain requests).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub poll: Option<JobSpec>,
-}
-
-/// A stage as echoed in reports: `concurrency` (closed model) or `rate` (open model).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StageEcho {
-    /// Duration.
-    pub duration: HumanDuration,
-    /// Concurrency (closed model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<usize>,
-    /// Requests per second (open model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate: Option<f64>,
-    /// Ramp.
-    pub ramp: HumanDuration,
-}
-
-impl Scenario {
-    /// The scenario as reports show it, secrets redacted.
-    pub fn echo(&self) -> ScenarioEcho {
-        let (target, mock) = match &self.target {
-            Target::Mock(m) => ("mock".to_string(), Some(m.clone())),
-            Target::Url(e) => (e.url(), None),
-        };
-        ScenarioEcho {
-            name: self.name.clone(),
-            source: self.source.clone(),
-            target,
-            mock,
-            method: self.request.method.to_string(),
-            path: self.request.path.clone(),
-            headers: self
-                .request
-                .headers
-                .iter()
-                .map(|h| (h.name.to_string(), h.shown()))
-                .collect(),
-            body_bytes: self.request.body.len(),
-            stages: self
-                .load
-                .stages
-                .iter()
-                .map(|s| StageEcho {
-                    duration: s.duration.into(),
-                    concurrency: match s.level {
-                        Level::Concurrency(c) => Some(c),
-                        Level::Rate(_) => None,
-                    },
-                    rate: match s.level {
-                        Level::Rate(r) => Some(r),
-                        Level::Concurrency(_) => None,
-                    },
-                    ramp: s.ramp.into(),
-                })
-                .collect(),
-            max_requests: self.load.max_requests,
-            max_in_flight: match self.load.model() {
-                LoadModel::Open { max_in_flight } => Some(max_in_flight),
-                LoadModel::Closed => None,
-            },
-            poll: self.request.job.clone(),
-        }
-    }
 }
 
 #[cfg(test)]

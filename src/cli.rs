@@ -368,11 +368,25 @@ fn execute(
             .with_context(|| format!("cannot write the report into {}", dir.display()))?;
         eprintln!("report: {}", path.display());
     }
-    Ok(if result.interrupted {
-        EXIT_INTERRUPTED
-    } else {
-        0
-    })
+    let not_started: Vec<&str> = result
+        .profiles
+        .iter()
+        .filter(|p| !p.ran())
+        .map(|p| p.name.as_str())
+        .collect();
+    if result.interrupted {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    if !not_started.is_empty() {
+        eprintln!(
+            "error: {} of {} profiles could not start ({}); the others ran and are reported",
+            not_started.len(),
+            result.profiles.len(),
+            not_started.join(", ")
+        );
+        return Ok(EXIT_INPUT);
+    }
+    Ok(0)
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

@@ -39,8 +39,11 @@ pub async fn follow(mut events: mpsc::UnboundedReceiver<RunEvent>, mut out: impl
                         live = Some(rx);
                         printed = 0;
                     }
-                    RunEvent::ProfileFinished { result, .. } => {
+                    RunEvent::ProfileFinished { index, count, result } => {
                         live = None;
+                        if !result.ran() {
+                            let _ = write!(out, "[{}/{count}] {}: ", index + 1, result.name);
+                        }
                         let _ = writeln!(out, "{}", finished_line(&result));
                     }
                     RunEvent::Warning { profile, message } => {
@@ -130,7 +133,7 @@ pub fn live_line(l: &Live) -> String {
 pub fn finished_line(p: &ProfileResult) -> String {
     if p.status == ProfileStatus::NotStarted {
         return format!(
-            "      not started: {}",
+            "not started: {}",
             p.error.as_deref().unwrap_or("unknown error")
         );
     }

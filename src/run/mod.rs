@@ -92,13 +92,7 @@ pub async fn run(
         }
         let started = ProfileRun::start(scenario, profile, threads).await;
         let result = match started {
-            Err(e) => {
-                events.emit(RunEvent::Warning {
-                    profile: Some(profile.name.clone()),
-                    message: format!("could not start: {e}"),
-                });
-                ProfileResult::not_started(plan.settings.clone(), plan.load, e.to_string())
-            }
+            Err(e) => ProfileResult::not_started(plan.settings.clone(), plan.load, e.to_string()),
             Ok(run) => {
                 if let Some(url) = run.mock_url() {
                     target_url = url;

@@ -249,3 +249,65 @@ fn the_json_of_a_hand_built_result_is_as_reviewed_and_valid() {
     assert!(errors.is_empty(), "{errors:#?}");
     insta::assert_snapshot!(json);
 }
+
+const ONE_CANNOT_START: &str = r#"
+target = "mock"
+[load]
+stages = [{ duration = "2s", concurrency = 2 }]
+max_requests = 50
+[[profiles]]
+name = "bad-proxy"
+preset = "recommended"
+proxy = "http://[::1"
+[[profiles]]
+name = "good"
+preset = "recommended"
+"#;
+
+#[tokio::test]
+async fn a_profile_that_cannot_start_is_recorded_and_the_next_one_runs() {
+    let r = common::run(ONE_CANNOT_START).await;
+    assert_eq!(r.profiles.len(), 2);
+    let bad = &r.profiles[0];
+    assert_eq!(bad.status, ProfileStatus::NotStarted);
+    assert!(bad.error.as_deref().unwrap().contains("proxy"), "{bad:?}");
+    assert_eq!(bad.counts.requests, 0);
+    let good = &r.profiles[1];
+    assert_eq!(good.status, ProfileStatus::Completed);
+    assert_eq!(good.counts.ok, 50);
+    let errors = validate(&serde_json::to_value(&r).unwrap());
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn the_cli_writes_the_report_of_the_others_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, ONE_CANNOT_START).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_connscope"))
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[1/2] bad-proxy: not started: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 2 profiles could not start (bad-proxy)"),
+        "{stderr}"
+    );
+    let report = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .expect("a report was written");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    assert_eq!(v["profiles"][0]["status"], "not_started");
+    assert_eq!(v["profiles"][1]["counts"]["ok"], 50);
+}

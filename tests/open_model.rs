@@ -180,8 +180,16 @@ async fn requests_due_beyond_max_in_flight_are_dropped_and_counted_per_second() 
     assert!(open.dropped >= 100, "{} dropped", open.dropped);
     assert_eq!(open.sent + open.dropped, open.scheduled);
     assert_eq!(p.requests + p.aborted, open.sent);
-    assert_eq!(p.series[0].dropped, 0);
+    // The drops come with the stall, in the second it falls in: before it the 8 connections
+    // keep up with 200/s (in flight stays far under 20 unless a busy machine slows the
+    // answers past 100 ms, so the second before the stall has a few drops at most, compared
+    // with the stall's second rather than required to be none).
+    let dropped: Vec<u64> = p.series.iter().map(|s| s.dropped).collect();
     assert!(p.series[1].dropped >= 100, "{:?}", p.series[1]);
+    assert!(
+        p.series[1].dropped >= 3 * p.series[0].dropped,
+        "dropped per second {dropped:?}"
+    );
     let per_second: u64 = p.series.iter().map(|s| s.dropped).sum();
     assert_eq!(per_second, open.dropped);
 }

@@ -130,7 +130,11 @@ fn quick_loads_the_mock_and_prints_machine_readable_json() {
     assert_eq!(p["requests"], 300);
     assert_eq!(p["ok"], 300);
     assert_eq!(p["status"]["200"], 300);
-    assert!(p["connections"]["opened"].as_u64().unwrap() <= 4);
+    // One connection per worker at most, and every other request reused one.
+    let c = &p["connections"];
+    let opened = c["opened"].as_u64().unwrap();
+    assert!(opened <= 4, "{c}");
+    assert_eq!(opened + c["reused_requests"].as_u64().unwrap(), 300, "{c}");
 }
 
 #[test]
@@ -166,12 +170,13 @@ fn quick_client_reqwest_runs_the_reqwest_backend_and_says_so() {
     let p = &v["profiles"][0];
     assert_eq!(p["settings"]["client"], "reqwest");
     assert_eq!(p["ok"], 200);
-    let opened = p["connections"]["opened"].as_u64().unwrap();
-    let reused = p["connections"]["reused_requests"].as_u64().unwrap();
-    assert!(
-        opened >= 1 && reused >= 150,
-        "opened {opened}, reused {reused}"
-    );
+    let c = &p["connections"];
+    let opened = c["opened"].as_u64().unwrap();
+    let unattributed = c["opened_unattributed"].as_u64().unwrap();
+    let reused = c["reused_requests"].as_u64().unwrap();
+    // Every response came on a connection opened for it or on a reused one, and most reused.
+    assert_eq!(reused + (opened - unattributed), 200, "{c}");
+    assert!(reused >= 150, "{c}");
 
     let out = connscope()
         .args(["quick", "mock", "--client", "curl", "-n", "1"])
@@ -257,7 +262,7 @@ fn the_mock_command_serves_tls_and_removes_its_temporary_ca_file_on_sigterm() {
 }
 
 #[test]
-fn sigterm_stops_the_run_within_a_second_and_still_writes_the_report() {
+fn sigterm_stops_the_run_long_before_its_planned_end_and_still_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(
         dir.path(),
@@ -294,7 +299,10 @@ name = "second"
     let out = child.wait_with_output().unwrap();
     let took = signalled.elapsed();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    assert!(took < Duration::from_secs(2), "took {took:?} to stop");
+    // The run had 58.5 s of its 60 s stage and a second profile left; the stop ends it long
+    // before (no wall-clock ceiling: the machine may be busy).
+    let planned = Duration::from_secs(60);
+    assert!(took < planned / 3, "took {took:?} to stop");
     let reports = reports_in(&out_dir);
     assert_eq!(reports.len(), 1, "{}", text(&out));
     let v: serde_json::Value =
@@ -344,7 +352,14 @@ fn running_out_of_file_descriptors_is_its_own_class() {
         .iter()
         .find(|e| e["kind"] == "TooManyOpenFiles")
         .expect("a TooManyOpenFiles class");
-    assert!(emfile["count"].as_u64().unwrap() > 0);
+    // 100 workers, each wanting its own connection, with 64 descriptors: running out is what
+    // fails most (errors come most frequent first).
+    assert!(emfile["count"].as_u64().unwrap() > 0, "{}", p["errors"]);
+    assert_eq!(
+        p["errors"][0]["kind"], "TooManyOpenFiles",
+        "{}",
+        p["errors"]
+    );
     assert!(emfile["example"].as_str().unwrap().contains("os error 24"));
     assert_eq!(p["sockets"]["limits"]["fd_limit"], 64);
 }

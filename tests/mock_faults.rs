@@ -2,7 +2,9 @@
 //! HTTP/1.1 on `tokio::net::TcpStream`, rustls for TLS and hyper's client connection for HTTP/2.
 //!
 //! Every server binds 127.0.0.1 port 0 and runs on one thread; every read has a deadline and
-//! every loop a bound in time and count.
+//! every loop a bound in time and count. Timings are checked against lower bounds the fault
+//! guarantees and against each other, never against a wall-clock ceiling: the tests run in
+//! parallel on a shared 2-core machine.
 
 use std::io;
 use std::sync::Arc;
@@ -196,13 +198,17 @@ async fn an_idle_connection_is_closed_with_a_fin_after_the_idle_timeout_and_a_bu
             statuses.push(get(&mut busy).await.status);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        statuses
+        (statuses, since.elapsed())
     };
-    let ((read, closed_after), statuses) = tokio::join!(watch_idle, keep_busy);
+    let ((read, closed_after), (statuses, busy_for)) = tokio::join!(watch_idle, keep_busy);
     assert_eq!(read, Ok(Ok(0)), "the idle connection ends with a clean EOF");
+    // Not before the idle timeout (less the moment between the server's last write and the
+    // start of the watch), and while the busy connection, idle 100 ms at a time, was still in
+    // use: the timeout counts idle time, not age.
+    assert!(ms(closed_after) >= 280, "closed after {closed_after:?}");
     assert!(
-        (280..700).contains(&ms(closed_after)),
-        "closed after {closed_after:?}"
+        closed_after < busy_for,
+        "closed after {closed_after:?}, the busy one was done after {busy_for:?}"
     );
     assert!(statuses.iter().all(|s| *s == Some(200)), "{statuses:?}");
     assert_eq!(server.stats().idle_timeouts, 1);
@@ -217,7 +223,8 @@ async fn in_reset_mode_the_next_request_on_an_idle_connection_is_answered_with_a
     let mut byte = [0u8; 1];
     let quiet = tokio::time::timeout(Duration::from_millis(500), s.read(&mut byte)).await;
     assert!(quiet.is_err(), "expected silence, got {quiet:?}");
-    let stats = server.stats();
+    // The 200 ms timer has fired by now on any but a very busy machine; wait for it if not.
+    let stats = stats_until(&server, READ_DEADLINE, |s| s.idle_timeouts >= 1).await;
     assert_eq!(stats.idle_timeouts, 1);
     assert_eq!(
         stats.connections_open, 0,
@@ -250,7 +257,7 @@ async fn over_the_limit_in_refuse_mode_a_connect_is_refused_until_a_connection_c
     assert_eq!(stats.limit_refusal_periods, 1);
 
     drop(a);
-    let until = Instant::now() + Duration::from_secs(2);
+    let until = Instant::now() + READ_DEADLINE;
     let mut c = loop {
         match TcpStream::connect(server.addr()).await {
             Ok(c) => break c,
@@ -258,7 +265,7 @@ async fn over_the_limit_in_refuse_mode_a_connect_is_refused_until_a_connection_c
                 assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Err(e) => panic!("still refused 2 s after a slot freed: {e}"),
+            Err(e) => panic!("still refused {READ_DEADLINE:?} after a slot freed: {e}"),
         }
     };
     assert_eq!(get(&mut c).await.status, Some(200));
@@ -321,19 +328,27 @@ async fn close_after_headers_sends_the_head_then_closes_cleanly() {
 
 #[tokio::test]
 async fn above_the_rate_limit_requests_get_429_with_retry_after() {
-    let server = start("rate_limit = { rps = 5, burst = 3, retry_after = \"1500ms\" }");
+    let server = start("rate_limit = { rps = 2, burst = 3, retry_after = \"1500ms\" }");
     let mut s = connect(&server).await;
     let mut replies = Vec::new();
+    let started = Instant::now();
     for _ in 0..6 {
         replies.push(get(&mut s).await);
     }
+    // One token every 500 ms: however slow the six requests were, the bucket refilled at most
+    // this many, and every request past the burst without a token is limited.
+    let refilled = (started.elapsed().as_secs_f64() * 2.0).floor() as usize;
     let statuses: Vec<_> = replies.iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..3], &[Some(200); 3], "the burst: {statuses:?}");
     let limited: Vec<_> = replies.iter().filter(|r| r.status == Some(429)).collect();
-    assert!(limited.len() >= 2, "{statuses:?}");
+    assert!(
+        limited.len() + refilled >= 3,
+        "{statuses:?} with {refilled} tokens refilled"
+    );
+    assert!(!limited.is_empty(), "{statuses:?}");
     assert!(limited.iter().all(|r| r.header("retry-after") == Some("2")));
-    // One token every 200 ms.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // A token is back after 500 ms.
+    tokio::time::sleep(Duration::from_millis(550)).await;
     assert_eq!(get(&mut s).await.status, Some(200));
     assert_eq!(server.stats().rate_limited, limited.len() as u64);
 }
@@ -371,26 +386,53 @@ async fn the_outage_gives_5xx_inside_its_window_and_the_normal_mix_outside() {
         }
     }
     let count = |code| seen.iter().filter(|(_, _, s)| *s == Some(code)).count();
-    assert!(count(503) >= 5 && count(200) >= 8, "{seen:?}");
+    // The loop saw both sides: answers inside the window and after it (the 22 requests span
+    // about a second, a busy machine only stretching that).
+    assert!(count(503) >= 1 && count(200) >= 1, "{seen:?}");
+    let after_window = seen
+        .iter()
+        .filter(|(sent, _, _)| *sent > end + slack)
+        .count();
+    assert!(after_window >= 1, "no request after the window: {seen:?}");
     assert_eq!(server.stats().outage_responses, count(503) as u64);
 }
 
 #[tokio::test]
 async fn a_slow_body_takes_its_size_over_its_rate() {
-    let server = start("body_size = 1000\nslow_body = { bytes_per_second = 5000, chunk = 100 }");
-    let mut s = connect(&server).await;
+    let slow = |size: usize| {
+        start(&format!(
+            "body_size = {size}\nslow_body = {{ bytes_per_second = 5000, chunk = 100 }}"
+        ))
+    };
+    let (small, large) = (slow(1000), slow(3000));
+    let mut s = connect(&small).await;
     let r = get(&mut s).await;
     assert!(r.is_complete(), "{r:?}");
     assert_eq!(r.body.len(), 1000);
+    // 1000 bytes at 5000 B/s: 200 ms, never less (ten chunks, each due 20 ms after the last).
+    assert!(ms(r.took) >= 190, "took {:?}", r.took);
+    // The head does not wait for the body: it is a small part of the time.
+    let head_after = r.head_after.unwrap();
     assert!(
-        ms(r.head_after.unwrap()) < 100,
-        "head after {:?}",
-        r.head_after
+        head_after * 3 < r.took,
+        "head after {head_after:?} of {:?}",
+        r.took
     );
-    // 1000 bytes at 5000 B/s: 200 ms.
-    assert!((190..450).contains(&ms(r.took)), "took {:?}", r.took);
     // The connection stays usable.
     assert!(get(&mut s).await.is_complete());
+    // Three times the size takes about three times as long (at least twice, on a busy
+    // machine too: the chunks are due at fixed ticks, so lateness does not add up).
+    let mut s = connect(&large).await;
+    let r3 = get(&mut s).await;
+    assert!(r3.is_complete(), "{r3:?}");
+    assert_eq!(r3.body.len(), 3000);
+    assert!(ms(r3.took) >= 590, "took {:?}", r3.took);
+    assert!(
+        r3.took >= r.took * 2,
+        "3000 bytes took {:?}, 1000 bytes {:?}",
+        r3.took,
+        r.took
+    );
 }
 
 #[tokio::test]
@@ -404,15 +446,14 @@ async fn with_one_worker_the_second_of_two_concurrent_requests_waits_for_the_fir
     } else {
         (rb, ra)
     };
+    // Each is served in 100 ms, never less; the second only after the first (less the moment
+    // between the two writes): the one worker serves them one after the other.
+    assert!(ms(first.took) >= 95, "first {:?}", first.took);
     assert!(
-        (95..190).contains(&ms(first.took)),
-        "first {:?}",
+        second.took >= first.took + Duration::from_millis(80),
+        "second {:?}, first {:?}",
+        second.took,
         first.took
-    );
-    assert!(
-        (190..320).contains(&ms(second.took)),
-        "second {:?}",
-        second.took
     );
     let timing = second.header("server-timing").unwrap().to_string();
     let queue: f64 = timing
@@ -420,7 +461,9 @@ async fn with_one_worker_the_second_of_two_concurrent_requests_waits_for_the_fir
         .and_then(|t| t.split(',').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no queue time in {timing:?}"));
-    assert!((80.0..200.0).contains(&queue), "{timing}");
+    // It queued for the first one's 100 ms, and that is part of its own time.
+    assert!(queue >= 80.0, "{timing}");
+    assert!(queue < second.took.as_secs_f64() * 1000.0, "{timing}");
     assert!(timing.contains(", app;dur="), "{timing}");
 }
 
@@ -562,14 +605,16 @@ async fn stats_count_connections_requests_per_connection_and_clients_that_left_e
 #[tokio::test]
 async fn the_stats_path_never_gets_faults_or_latency() {
     let server = start(
-        "latency = \"2s\"\nreset_mid_response = 1.0\nrate_limit = { rps = 0.001, burst = 1 }\nworkers = 1",
+        "latency = \"10s\"\nreset_mid_response = 1.0\nrate_limit = { rps = 0.001, burst = 1 }\nworkers = 1",
     );
     let mut s = connect(&server).await;
     for _ in 0..3 {
+        // With the latency the read would hit its 5 s deadline first and be incomplete; the
+        // answer comes far sooner than the 10 s.
         let r = get_path(&mut s, STATS_PATH).await;
         assert!(r.is_complete(), "{r:?}");
         assert_eq!(r.status, Some(200));
-        assert!(ms(r.took) < 500, "took {:?}", r.took);
+        assert!(ms(r.took) < 10_000 / 3, "took {:?}", r.took);
     }
     let stats = server.stats();
     assert_eq!(stats.requests, 0);

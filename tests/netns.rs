@@ -1,14 +1,63 @@
 //! Reproductions on the real kernel, inside network namespaces these tests create.
 //!
-//! Needs root and iproute2 (`.ci/run` installs it). Where a namespace cannot be created the test
-//! fails and says why; it is never skipped in silence.
+//! Needs root and iproute2 (`.ci/run` installs it and runs as root). Each test first checks both
+//! (effective uid 0, a namespace that can be created); when either is missing it prints a
+//! `SKIPPED` line to stderr naming the test and the reason, and returns. With
+//! `CONNSCOPE_REQUIRE_ROOT_TESTS=1` (as `.ci/run` sets it) a missing precondition is a failure
+//! instead: CI never skips these in silence. It does not test anything without a namespace.
 
+use std::io::Write;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Set to `1` to turn a missing precondition (root, a working `ip netns`) into a failure.
+const REQUIRE_ROOT: &str = "CONNSCOPE_REQUIRE_ROOT_TESTS";
+
+/// Why these tests cannot run here, or `None` when they can: effective uid 0 and a namespace
+/// that `ip netns add` can create (then removed again).
+fn missing_precondition() -> Option<String> {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        return Some(format!("effective uid is {euid}, not 0"));
+    }
+    let probe = format!("connscope-probe{}", std::process::id());
+    let out = match Command::new("ip").args(["netns", "add", &probe]).output() {
+        Ok(out) => out,
+        Err(e) => return Some(format!("cannot run `ip`: {e} (is iproute2 installed?)")),
+    };
+    if !out.status.success() {
+        return Some(format!(
+            "`ip netns add` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+    None
+}
+
+/// True when `test` can run; otherwise says so on stderr (or panics when
+/// `CONNSCOPE_REQUIRE_ROOT_TESTS=1`) and the test returns.
+fn can_run(test: &str) -> bool {
+    let Some(why) = missing_precondition() else {
+        return true;
+    };
+    let reason = format!("netns::{test}: needs root (network namespaces): {why}");
+    if std::env::var(REQUIRE_ROOT).is_ok_and(|v| v == "1") {
+        panic!("{reason}; {REQUIRE_ROOT}=1 makes this a failure");
+    }
+    // Straight to the stderr stream, not through `eprintln!`, which the test harness captures
+    // and shows only for failures: a skip must show in every run's output.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {reason}; set {REQUIRE_ROOT}=1 to make this a failure"
+    );
+    false
+}
 
 /// A network namespace with loopback up, removed on drop.
 struct Netns {
@@ -101,6 +150,11 @@ fn error_count(p: &Value, kind: &str) -> u64 {
 
 #[test]
 fn a_new_client_per_request_exhausts_the_ephemeral_ports_and_a_reused_client_does_not() {
+    if !can_run(
+        "a_new_client_per_request_exhausts_the_ephemeral_ports_and_a_reused_client_does_not",
+    ) {
+        return;
+    }
     // 200 ephemeral ports; the mock's own listening port takes one of them.
     let fresh = Netns::new((40000, 40199)).quick(&["-c", "8", "-z", "3s", "--disable-keepalive"]);
     let addr_not_available = error_count(&fresh, "AddrNotAvailable");
@@ -136,7 +190,13 @@ fn a_new_client_per_request_exhausts_the_ephemeral_ports_and_a_reused_client_doe
         reused["sockets"]["peak_port_use_pct"]
     );
     assert_eq!(reused["failed"], 0, "{}", reused["errors"]);
-    assert!(reused["ok"].as_u64().unwrap() > 1000);
-    assert!(reused["connections"]["opened"].as_u64().unwrap() <= 8);
-    assert!(reused["sockets"]["peak_time_wait"].as_u64().unwrap() <= 8);
+    let ok = reused["ok"].as_u64().unwrap();
+    let opened = reused["connections"]["opened"].as_u64().unwrap();
+    let reuses = reused["connections"]["reused_requests"].as_u64().unwrap();
+    // More requests than the 200 ports could carry one connection each: the reuse is what works.
+    assert!(ok > 200, "{ok} ok");
+    // At most one connection per worker, and every other request reused one of them.
+    assert!(opened <= 8, "{} opened by 8 workers", opened);
+    assert_eq!(opened + reuses, ok, "{}", reused["connections"]);
+    assert!(reused["sockets"]["peak_time_wait"].as_u64().unwrap() <= opened);
 }

@@ -3,6 +3,9 @@
 //! model's (coordinated omission); the schedule holds rate × duration; requests beyond
 //! `max_in_flight` are dropped and counted; interrupt and `max_requests` stop it as they stop the
 //! closed model; `quick -q` selects it.
+//!
+//! Figures are compared with the stall's own length and the run's planned duration, never with
+//! a wall-clock ceiling: the machine is a shared 2-core box.
 
 mod support;
 
@@ -71,7 +74,6 @@ async fn a_one_second_stall_shows_in_the_open_models_p99_and_the_schedule_holds(
     );
     assert_eq!(open.scheduled, 400);
     assert_eq!((open.dropped, base.requests, base.ok), (0, 400, 400));
-    assert!(base.latency.p99_us < 100_000, "{:?}", base.latency);
 
     // The server freezes from 2 s to 3 s into the 5-second run.
     let stalling = freezing_server(Duration::from_secs(2), Duration::from_secs(1)).await;
@@ -91,14 +93,24 @@ async fn a_one_second_stall_shows_in_the_open_models_p99_and_the_schedule_holds(
     assert_eq!((open.sent, open.dropped), (1000, 0));
     assert_eq!((p.requests, p.ok, p.aborted), (1000, 1000, 0));
     // A fifth of the requests were due during the stall; they waited up to a second for it to
-    // end (through a pool of 8), and their latency counts from when they were due.
+    // end (through a pool of 8), and their latency counts from when they were due: the 1 % of
+    // the slowest all waited out half the stall or more, whatever the load (lower bounds).
+    let stall = Duration::from_secs(1).as_micros() as u64;
     assert!(
-        p.latency.p99_us >= 500_000,
+        p.latency.p99_us >= stall / 2,
         "p99 {:.1} ms does not show the stall",
         ms(p.latency.p99_us)
     );
-    assert!(p.latency.max_us >= 900_000, "{:?}", p.latency);
-    assert!(p.latency.p50_us < 100_000, "{:?}", p.latency);
+    assert!(p.latency.max_us >= stall * 9 / 10, "{:?}", p.latency);
+    // It shows against the baseline measured above, and the median request, due outside the
+    // stall, was not held by it.
+    assert!(
+        p.latency.p99_us >= 3 * base.latency.p99_us,
+        "p99 {:.1} ms with the stall vs {:.1} ms without",
+        ms(p.latency.p99_us),
+        ms(base.latency.p99_us)
+    );
+    assert!(p.latency.p50_us < stall / 3, "{:?}", p.latency);
     // Every second was scheduled at the rate, stall or not.
     for s in &p.series[..5] {
         assert!(
@@ -138,8 +150,12 @@ preset = "recommended"
     );
     assert!(p.open.is_none());
     assert!(p.latency.max_us >= 500_000, "the stall was not hit");
+    // At most 8 requests (one per worker) met the stall: under 1 % of the run's requests as
+    // long as it made 800 or more, so the p99 is not one of them.
+    assert!(p.requests >= 100 * 8, "{} requests", p.requests);
+    let stall = Duration::from_secs(1).as_micros() as u64;
     assert!(
-        p.latency.p99_us < 100_000,
+        p.latency.p99_us < stall / 3,
         "p99 {:.1} ms",
         ms(p.latency.p99_us)
     );
@@ -164,8 +180,16 @@ async fn requests_due_beyond_max_in_flight_are_dropped_and_counted_per_second() 
     assert!(open.dropped >= 100, "{} dropped", open.dropped);
     assert_eq!(open.sent + open.dropped, open.scheduled);
     assert_eq!(p.requests + p.aborted, open.sent);
-    assert_eq!(p.series[0].dropped, 0);
+    // The drops come with the stall, in the second it falls in: before it the 8 connections
+    // keep up with 200/s (in flight stays far under 20 unless a busy machine slows the
+    // answers past 100 ms, so the second before the stall has a few drops at most, compared
+    // with the stall's second rather than required to be none).
+    let dropped: Vec<u64> = p.series.iter().map(|s| s.dropped).collect();
     assert!(p.series[1].dropped >= 100, "{:?}", p.series[1]);
+    assert!(
+        p.series[1].dropped >= 3 * p.series[0].dropped,
+        "dropped per second {dropped:?}"
+    );
     let per_second: u64 = p.series.iter().map(|s| s.dropped).sum();
     assert_eq!(per_second, open.dropped);
 }
@@ -181,15 +205,22 @@ async fn an_interrupt_stops_the_open_model_at_once_and_counts_what_was_in_flight
         trigger.cancel();
     });
     let started = Instant::now();
+    let planned = Duration::from_secs(10);
     let r = run_with(&open_scenario(&stuck.url(), 10, ""), &interrupt).await;
     let took = started.elapsed();
     let p = only(&r);
     assert!(r.interrupted && p.interrupted);
-    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    // Interrupted after 1 s, a 10 s run ends long before its plan, however loaded the machine.
+    assert!(took < planned / 3, "stopped after {took:?} of {planned:?}");
     // ~0.7 s of requests were stuck in the frozen server.
     assert!(p.aborted >= 100, "{} aborted", p.aborted);
     let open = p.open.as_ref().unwrap();
-    assert!((190..=220).contains(&open.scheduled), "{open:?}");
+    // 200 a second from the start until the interrupt (after 1 s, however late it came).
+    let due = (200.0 * took.as_secs_f64()).ceil() as u64;
+    assert!(
+        (190..=due + 1).contains(&open.scheduled),
+        "{open:?} in {took:?}"
+    );
     assert_eq!(p.requests + p.aborted, open.sent);
 }
 
@@ -197,6 +228,7 @@ async fn an_interrupt_stops_the_open_model_at_once_and_counts_what_was_in_flight
 async fn max_requests_ends_the_open_model_early() {
     let _serial = ONE_RUN_AT_A_TIME.lock().await;
     let started = Instant::now();
+    let planned = Duration::from_secs(10);
     let r = run(r#"
 target = "mock"
 [load]
@@ -204,14 +236,12 @@ stages = [{ duration = "10s", rate = 500 }]
 max_requests = 100
 "#)
     .await;
+    let took = started.elapsed();
     let p = only(&r);
     assert_eq!((p.requests, p.ok), (100, 100));
     assert_eq!(p.open.as_ref().unwrap().scheduled, 100);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    // 100 requests at 500/s are due within 0.2 s; the run ends then, long before its 10 s.
+    assert!(took < planned / 3, "{took:?} of {planned:?}");
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The reqwest backend (`client = "reqwest"`) against the bundled mock (and a closed port), over
-//! real loopback sockets: connection counts checked against what the server side accepted, the
-//! pool-timeout stand-in, read timeouts, refused connects, and a native-vs-reqwest comparison.
+//! real loopback sockets: connection counts checked against what the server side accepted, and a
+//! native-vs-reqwest comparison. The properties both backends share (pool timeouts, read
+//! timeouts, refused connects) are tested once for both in `tests/engine.rs`; what is here is
+//! what only reqwest shows (its documented mapping gaps: no pool of its own to count, connections
+//! not tied to responses).
 //!
 //! The tests take turns (one lock): a new `reqwest::Client` per request is CPU-heavy (each one
 //! loads the system trust store) and would skew the timing assertions of the others on 2 cores.
@@ -13,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use connscope::metrics::ErrorKind;
 use connscope::mock::{MockConfig, MockServer};
 use connscope::result::RunResult;
 use tokio::net::{TcpListener, TcpStream};
@@ -115,7 +117,9 @@ max_keepalive_connections = 8
     // connection returns to its pool asynchronously, after the permit is free), but it reuses.
     assert!(c.opened >= 1 && c.opened <= 64, "opened {}", c.opened);
     assert!(c.reused_requests >= 936, "{} reused", c.reused_requests);
-    assert!(c.age_at_reuse.count > 0 && c.idle_at_reuse.count > 0);
+    // Every reuse is timed.
+    assert_eq!(c.age_at_reuse.count, c.reused_requests, "{c:?}");
+    assert_eq!(c.idle_at_reuse.count, c.reused_requests, "{c:?}");
     drop(relay);
 
     // reuse_client = false: a client, and so a connection, per request. Fewer requests: each
@@ -149,78 +153,6 @@ preset = "new-client-per-request"
     assert_eq!(c.opened_unattributed, 0);
     assert_eq!(p.phase("connect").count, 150);
     mock.stop();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fewer_permits_than_workers_give_pool_timeouts_at_the_pool_timeout() {
-    let _turn = ONE_RUN_AT_A_TIME.lock().await;
-    let r = run(r#"
-target = "mock"
-[mock]
-latency = "200ms"
-[load]
-stages = [{ duration = "2s", concurrency = 32 }]
-graceful_stop = "1s"
-[[profiles]]
-client = "reqwest"
-max_connections = 4
-max_keepalive_connections = 4
-timeout = { pool = "100ms" }
-"#)
-    .await;
-    let p = only(&r);
-    let timeouts = p.error_count(ErrorKind::PoolTimeout);
-    eprintln!(
-        "reqwest pool of 4: {timeouts} PoolTimeouts, {} ok, opened {}",
-        p.ok, p.connections.opened
-    );
-    assert!(
-        timeouts > 100,
-        "only {timeouts} PoolTimeouts: {:?}",
-        p.errors
-    );
-    assert_eq!(p.ok + timeouts, p.requests, "{:?}", p.errors);
-    // Only 4 requests can be in flight at a time, each taking 200 ms.
-    assert!(
-        p.ok <= 4 * 11,
-        "{} succeeded through 4 permits in 2 s",
-        p.ok
-    );
-    let wait_p99 = p.phase("pool_wait").p99_us;
-    assert!(
-        (95_000..=150_000).contains(&wait_p99),
-        "pool-wait p99 {wait_p99} µs is not near the 100 ms pool timeout"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_timeout_shorter_than_the_server_is_a_read_timeout_on_a_connection_per_request() {
-    let _turn = ONE_RUN_AT_A_TIME.lock().await;
-    let r = run(r#"
-target = "mock"
-[mock]
-latency = "300ms"
-[load]
-stages = [{ duration = "1s", concurrency = 4 }]
-[[profiles]]
-client = "reqwest"
-timeout = { read = "100ms" }
-"#)
-    .await;
-    let p = only(&r);
-    assert!(p.requests >= 8, "{} requests", p.requests);
-    assert_eq!(
-        p.error_count(ErrorKind::ReadTimeout),
-        p.requests,
-        "{:?}",
-        p.errors
-    );
-    assert_eq!(p.errors.len(), 1);
-    assert!(p.latency.p50_us >= 100_000 && p.latency.p50_us < 200_000);
-    // A connection with a request left unanswered cannot be reused: each request opened one,
-    // and reqwest does not say which, so none is tied to a response.
-    assert_eq!(p.connections.opened, p.requests);
-    assert_eq!(p.connections.opened_unattributed, p.requests);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,19 +197,29 @@ max_keepalive_connections = 16
         assert_eq!(p.requests, 2000, "{}", p.name);
         assert_eq!(p.ok, 2000, "{}: {:?}", p.name, p.errors);
         assert_eq!(p.status.get(&200).copied(), Some(2000), "{}", p.name);
-        assert!(c.opened >= 1, "{}", p.name);
+        // Every response came on a connection the client opened for it or on a reused one.
+        assert_eq!(
+            c.reused_requests + (c.opened - c.opened_unattributed),
+            2000,
+            "{}: {c:?}",
+            p.name
+        );
         assert!(c.reused_requests >= 1900, "{}: {:?}", p.name, c);
-        // The mock answers after 5 ms; either client adds little on loopback.
-        let p50 = p.latency.p50_us;
-        assert!((5_000..25_000).contains(&p50), "{}: p50 {p50} µs", p.name);
+        // The mock answers after 5 ms: no request is faster (0.1 % for HDR's 3 digits).
+        let min = p.latency.min_us;
+        assert!(min as f64 >= 5_000.0 * 0.999, "{}: min {min} µs", p.name);
         assert_eq!(p.phase("ttfb").count, 2000, "{}", p.name);
         assert_eq!(p.phase("body").count, 2000, "{}", p.name);
     }
     let (native, reqwest) = (&r.profiles[0], &r.profiles[1]);
     assert!(native.connections.opened <= 16, "{:?}", native.connections);
+    assert_eq!(native.connections.opened_unattributed, 0, "native");
+    // Either client adds little to the mock's 5 ms on loopback: the one's median is not three
+    // times the other's (a ratio of two figures of this run, not a wall-clock ceiling; the
+    // profiles run one after the other, so a busy moment may slow one of them only).
     let (a, b) = (native.latency.p50_us as f64, reqwest.latency.p50_us as f64);
     assert!(
-        a.max(b) / a.min(b) < 2.0,
+        a.max(b) / a.min(b) < 3.0,
         "p50 native {a} µs vs reqwest {b} µs"
     );
 }

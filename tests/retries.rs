@@ -158,6 +158,13 @@ retry = { multiplier = 0.001, min = 0, max = "5ms", on_status = [400, 503] }
     assert!(default.warnings.is_empty());
 
     assert!(listed.attempts > listed.requests);
+    // Every 400 was retried but those on a request's last attempt.
+    assert_eq!(
+        listed.attempts - listed.requests,
+        listed.status[&400] - listed.failed,
+        "{:?}",
+        listed.status
+    );
     assert!(
         listed.warnings.iter().any(|w| w.contains("(400)")),
         "{:?}",
@@ -200,10 +207,9 @@ retry = {{ multiplier = 0.01, min = 0, max = "5s" }}
         gap >= Duration::from_secs(2),
         "the retry came after {gap:?}"
     );
-    assert!(
-        gap < Duration::from_millis(2500),
-        "the retry came after {gap:?}"
-    );
+    // The wait is the server's 2 s, not the policy's 5 s cap on a backoff: a bound with 3 s
+    // of room for a busy machine that still fails if the Retry-After was taken as a cap.
+    assert!(gap < Duration::from_secs(5), "the retry came after {gap:?}");
 
     let p = &r.profiles[0];
     assert_eq!((p.requests, p.ok, p.attempts), (1, 1, 2));

@@ -4,13 +4,13 @@
 mod common;
 
 use common::{only, run};
-use connscope::metrics::ErrorKind;
+use connscope::metrics::ErrorKind::ReadTimeout;
 
 const SCENARIO: &str = r#"
 target = "mock"
 [mock]
 latency = "50ms"
-stream = { tokens = 20, interval = "20ms" }
+stream = { tokens = 40, interval = "25ms" }
 [request]
 method = "POST"
 path = "/v1/chat/completions"
@@ -25,9 +25,10 @@ timeout = { read = "READ" }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_to_first_token_and_gaps_match_the_mocks_rate_on_both_backends() {
-    // Each gap (20 ms) is under the read timeout (100 ms); the whole generation (~450 ms) is not.
-    let text = SCENARIO.replace("READ", "100ms")
-        + "name = \"native\"\n[[profiles]]\nname = \"reqwest\"\nclient = \"reqwest\"\ntimeout = { read = \"100ms\" }\n";
+    // Each gap (25 ms) is far under the read timeout (500 ms: twenty gaps, so that a busy
+    // machine's stalls do not reach it); the whole generation (~1050 ms) is not.
+    let text = SCENARIO.replace("READ", "500ms")
+        + "name = \"native\"\n[[profiles]]\nname = \"reqwest\"\nclient = \"reqwest\"\ntimeout = { read = \"500ms\" }\n";
     let r = run(&text).await;
     assert_eq!(r.profiles.len(), 2);
     for p in &r.profiles {
@@ -38,45 +39,118 @@ async fn time_to_first_token_and_gaps_match_the_mocks_rate_on_both_backends() {
 fn assert_stream_matches_the_mock(p: &connscope::result::ProfileResult) {
     let s = p.stream.as_ref().expect("stream figures");
     eprintln!(
-        "{}: streams {}, tokens/stream {}, TTFT p50 {} µs, gap p50 {} µs, {} tokens/s, failed {}",
+        "{}: streams {}, tokens/stream {}, TTFT p50 {} µs, gap mean {} µs max {} µs, {} tokens/s, failed {}",
         p.name,
         s.streams,
         s.events_per_stream,
         s.first_event.p50_us,
-        s.gap.p50_us,
+        s.gap.mean_us,
+        s.gap.max_us,
         s.events_per_second,
         p.failed
     );
-    assert_eq!(p.failed, 0, "{:?}", p.errors);
-    assert!(s.streams >= 8, "{} streams", s.streams);
-    assert_eq!(s.completed, s.streams, "every stream ends with [DONE]");
-    assert_eq!(s.events_per_stream, 20.0);
-    // TTFT = latency (50 ms) + one interval (20 ms); gaps = the interval; within 20 %.
-    let ttft = s.first_event.p50_us as f64;
-    assert!((56_000.0..=84_000.0).contains(&ttft), "TTFT p50 {ttft} µs");
-    let gap = s.gap.p50_us as f64;
-    assert!((16_000.0..=24_000.0).contains(&gap), "gap p50 {gap} µs");
+    assert_eq!(p.failed, 0, "{}: {:?}", p.name, p.errors);
+    // 4 workers for 2 s, ~1050 ms a stream: each worker finishes two (the second in the
+    // graceful stop).
+    assert!(s.streams >= 8, "{}: {} streams", p.name, s.streams);
+    assert_eq!(
+        s.completed, s.streams,
+        "{}: every stream ends with [DONE]",
+        p.name
+    );
+    assert_eq!(s.events_per_stream, 40.0, "{}", p.name);
+    assert_eq!(s.events, 40 * s.streams, "{}", p.name);
+    assert_eq!(s.gap.count, 39 * s.streams, "{}: 39 gaps a stream", p.name);
+    // Bounds the mechanism guarantees, whatever the machine's load (no wall-clock ceiling):
+    // - the mock answers after its latency (50 ms) and sends the first token one interval
+    //   (25 ms) later, so no TTFT is shorter than 75 ms (HDR keeps 3 digits: 0.1 % slack);
+    let floor = |us: f64| us * 0.999;
     assert!(
-        (40.0..=60.0).contains(&s.events_per_second),
-        "{} tokens/s",
+        s.first_event.min_us as f64 >= floor(75_000.0),
+        "{}: TTFT min {} µs",
+        p.name,
+        s.first_event.min_us
+    );
+    // - its tokens are due at fixed ticks one interval apart, so a late token can make the next
+    //   gap short and a late first token the stream's gaps, but no stream ends before its
+    //   fortieth tick: the time to the first token and the 39 gaps after it add up to at least
+    //   50 + 40 × 25 ms (each stream has 39 gaps, so the means add up the same way);
+    let to_last = s.first_event.mean_us + 39.0 * s.gap.mean_us;
+    assert!(
+        to_last >= floor(1_050_000.0),
+        "{}: TTFT mean {} µs + 39 × gap mean {} µs",
+        p.name,
+        s.first_event.mean_us,
+        s.gap.mean_us
+    );
+    // - no gap reached the 500 ms read timeout, or the stream would have failed above, so the
+    //   rate stays above one token a read timeout (2/s).
+    assert!(
+        s.gap.max_us < 500_000,
+        "{}: gap max {} µs",
+        p.name,
+        s.gap.max_us
+    );
+    assert!(
+        s.events_per_second >= 2.0,
+        "{}: {} tokens/s",
+        p.name,
         s.events_per_second
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_timeout_shorter_than_a_gap_cuts_the_stream() {
-    // The head comes at once (1 ms); the first token 20 ms later, past the 10 ms read timeout.
-    let r = run(&SCENARIO
-        .replace("READ", "10ms")
-        .replace("latency = \"50ms\"", "latency = \"1ms\""))
+    // The head comes at once (no latency); the first token only 2 s later, twenty times the
+    // 100 ms read timeout. The read timeout cuts every stream after its head: a head needs no
+    // more than a round trip on loopback, a thousandth of the timeout, and the token comes far
+    // too late for any scheduling delay to let it in. (With a 10 ms timeout and a 1 ms head, a
+    // busy 2-core machine once delayed 2 heads of 510 past the timeout.)
+    let r = run(r#"
+target = "mock"
+[mock]
+stream = { tokens = 5, interval = "2s" }
+[request]
+method = "POST"
+path = "/v1/chat/completions"
+json = { model = "m", stream = true, messages = [{ role = "user", content = "hi" }] }
+stream = true
+[load]
+stages = [{ duration = "1s", concurrency = 4 }]
+graceful_stop = "2s"
+[[profiles]]
+timeout = { read = "100ms" }
+"#)
     .await;
     let p = only(&r);
-    assert!(p.requests > 0);
-    assert_eq!(p.phase("ttfb").count, p.requests, "every head arrived");
-    assert_eq!(
-        p.error_count(ErrorKind::ReadTimeout),
+    eprintln!(
+        "{} requests, {} heads, errors {:?}",
         p.requests,
-        "{:?}",
+        p.phase("ttfb").count,
         p.errors
+    );
+    // 4 workers for 1 s, 100 ms a request.
+    assert!(p.requests >= 8, "{} requests", p.requests);
+    // Every stream was cut by the read timeout, none got a token, none failed otherwise.
+    assert_eq!(p.error_count(ReadTimeout), p.requests, "{:?}", p.errors);
+    assert_eq!(p.ok, 0);
+    assert!(
+        p.stream.as_ref().is_none_or(|s| s.events == 0),
+        "{:?}",
+        p.stream
+    );
+    // The cut came on the stream, after the head: every head arrived, and the timeout that
+    // fired was the one on the body.
+    assert_eq!(p.phase("ttfb").count, p.requests, "every head arrived");
+    assert!(
+        p.errors[0].example.contains("body chunk"),
+        "{}",
+        p.errors[0].example
+    );
+    // Not sooner than the read timeout.
+    assert!(
+        p.latency.min_us as f64 >= 100_000.0 * 0.999,
+        "{:?}",
+        p.latency
     );
 }

@@ -78,11 +78,13 @@ fn at_least(us: u64, floor_us: u64) -> bool {
 /// same run, so it holds on a busy machine and still fails when polls come late or too many.
 fn polled_at_most(p: &ProfileResult, interval_us: u64) -> u64 {
     let j = jobs(p);
-    j.polls_per_job.max * interval_us + (j.polls_per_job.max + 1) * p.latency.max_us + interval_us
+    j.polls_per_job.max * interval_us
+        + (j.polls_per_job.max + 1) * p.derived.latency.max_us
+        + interval_us
 }
 
 fn jobs(p: &ProfileResult) -> &JobSummary {
-    p.jobs.as_ref().expect("job figures")
+    p.derived.jobs.as_ref().expect("job figures")
 }
 
 /// The client's and the server's counts agree: every job submitted once, every poll answered.
@@ -92,7 +94,12 @@ fn assert_server_agrees(p: &ProfileResult) {
     let polls = (j.polls_per_job.mean * j.jobs as f64).round() as u64;
     assert_eq!(server.jobs_submitted, j.jobs, "{}", p.name);
     assert_eq!(server.job_polls, polls, "{}", p.name);
-    assert_eq!(p.requests, j.jobs + polls, "{}: submits + polls", p.name);
+    assert_eq!(
+        p.counts.requests,
+        j.jobs + polls,
+        "{}: submits + polls",
+        p.name
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +122,7 @@ async fn end_to_end_covers_the_job_and_polls_follow_the_interval_on_both_backend
             ms(j.end_to_end.p50_us),
             ms(j.end_to_end.p99_us)
         );
-        assert_eq!(p.failed, 0, "{name}: {:?}", p.errors);
+        assert_eq!(p.derived.failed, 0, "{name}: {:?}", p.derived.errors);
         // 8 workers, 2 s of 1 s jobs: two rounds each.
         assert!((8..=24).contains(&j.jobs), "{name}: {} jobs", j.jobs);
         assert_eq!(j.ending(JobEnding::Completed), j.jobs, "{name}: {j:?}");
@@ -124,7 +131,7 @@ async fn end_to_end_covers_the_job_and_polls_follow_the_interval_on_both_backend
         assert!(
             j.end_to_end.max_us <= polled_at_most(p, 200_000),
             "{name}: {j:?}, slowest request {} µs",
-            p.latency.max_us
+            p.derived.latency.max_us
         );
         // Polls at 200, 400, …, 1000 ms after the submit's answer: the fifth sees the job done
         // (a little more than 1 s after the submit reached the server); a slow machine may need one more.
@@ -134,7 +141,7 @@ async fn end_to_end_covers_the_job_and_polls_follow_the_interval_on_both_backend
         assert!(j.submit.p50_us * 3 <= j.end_to_end.min_us, "{name}: {j:?}");
         assert_server_agrees(p);
         assert_eq!(
-            p.status.get(&202),
+            p.status_codes.get(&202),
             Some(&j.jobs),
             "{name}: one 202 per submit"
         );
@@ -162,7 +169,7 @@ async fn a_job_longer_than_the_deadline_is_given_up_at_the_deadline() {
     assert!(j.end_to_end.max_us < 10_000_000 / 3, "{j:?}");
     // Polls at 200 … 800 ms; the one due at 1 s is past the deadline.
     assert!((4..=5).contains(&j.polls_per_job.max), "{j:?}");
-    assert_eq!(p.failed, 0, "the requests themselves all succeeded");
+    assert_eq!(p.derived.failed, 0, "the requests themselves all succeeded");
     assert_server_agrees(p);
 }
 
@@ -204,7 +211,10 @@ async fn failed_jobs_and_failed_requests_end_jobs_their_own_way() {
             + j.ending(JobEnding::Completed),
         j.jobs
     );
-    assert_eq!(p.failed, p.status[&503], "every failed request is a 503");
+    assert_eq!(
+        p.derived.failed, p.status_codes[&503],
+        "every failed request is a 503"
+    );
 
     // The same with the recommended retry policy (10 attempts, short waits): the 503s are
     // retried and the jobs complete. A request fails all 10 attempts with odds (1/3)^10 = 2e-5.
@@ -218,7 +228,7 @@ async fn failed_jobs_and_failed_requests_end_jobs_their_own_way() {
     eprintln!(
         "503 mix, retried: {:?}, amplification {:?}",
         j.endings,
-        p.retries.as_ref().map(|r| r.amplification)
+        p.derived.retries.as_ref().map(|r| r.amplification)
     );
     assert!(j.jobs >= 8, "{j:?}");
     assert!(j.ending(JobEnding::Completed) + 1 >= j.jobs, "{j:?}");
@@ -236,7 +246,7 @@ async fn the_open_model_submits_jobs_at_the_rate_whatever_is_still_polling() {
     .await;
     let p = only(&r);
     let j = jobs(p);
-    let open = p.open.as_ref().expect("open model figures");
+    let open = p.derived.open.as_ref().expect("open model figures");
     assert_eq!(open.scheduled, 40, "rate × duration jobs");
     assert_eq!(open.dropped, 0);
     assert_eq!(j.jobs, 40, "{j:?}");

@@ -115,7 +115,7 @@ max_requests = 50
         }
     }
     assert!(report.contains("<redacted>"));
-    assert!(report.contains("\"schema_version\": 1"));
+    assert!(report.contains("\"schema_version\": 2"));
 }
 
 #[test]
@@ -127,11 +127,11 @@ fn quick_loads_the_mock_and_prints_machine_readable_json() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let p = &v["profiles"][0];
-    assert_eq!(p["requests"], 300);
-    assert_eq!(p["ok"], 300);
-    assert_eq!(p["status"]["200"], 300);
+    assert_eq!(p["counts"]["requests"], 300);
+    assert_eq!(p["counts"]["ok"], 300);
+    assert_eq!(p["status_codes"]["200"], 300);
     // One connection per worker at most, and every other request reused one.
-    let c = &p["connections"];
+    let c = &p["derived"]["connections"];
     let opened = c["opened"].as_u64().unwrap();
     assert!(opened <= 4, "{c}");
     assert_eq!(opened + c["reused_requests"].as_u64().unwrap(), 300, "{c}");
@@ -154,7 +154,7 @@ fn quick_disable_keepalive_opens_a_connection_per_request() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["profiles"][0]["connections"]["opened"], 100);
+    assert_eq!(v["profiles"][0]["derived"]["connections"]["opened"], 100);
 }
 
 #[test]
@@ -169,8 +169,8 @@ fn quick_client_reqwest_runs_the_reqwest_backend_and_says_so() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let p = &v["profiles"][0];
     assert_eq!(p["settings"]["client"], "reqwest");
-    assert_eq!(p["ok"], 200);
-    let c = &p["connections"];
+    assert_eq!(p["counts"]["ok"], 200);
+    let c = &p["derived"]["connections"];
     let opened = c["opened"].as_u64().unwrap();
     let unattributed = c["opened_unattributed"].as_u64().unwrap();
     let reused = c["reused_requests"].as_u64().unwrap();
@@ -310,8 +310,8 @@ name = "second"
     assert_eq!(v["interrupted"], true);
     let profiles = v["profiles"].as_array().unwrap();
     assert_eq!(profiles.len(), 1, "the second profile must not start");
-    assert_eq!(profiles[0]["interrupted"], true);
-    assert!(profiles[0]["requests"].as_u64().unwrap() > 50);
+    assert_eq!(profiles[0]["status"], "interrupted");
+    assert!(profiles[0]["counts"]["requests"].as_u64().unwrap() > 50);
     assert!(text(&out).contains("INTERRUPTED"));
 }
 
@@ -346,7 +346,7 @@ fn running_out_of_file_descriptors_is_its_own_class() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let p = &v["profiles"][0];
-    let emfile = p["errors"]
+    let emfile = p["derived"]["errors"]
         .as_array()
         .unwrap()
         .iter()
@@ -354,11 +354,15 @@ fn running_out_of_file_descriptors_is_its_own_class() {
         .expect("a TooManyOpenFiles class");
     // 100 workers, each wanting its own connection, with 64 descriptors: running out is what
     // fails most (errors come most frequent first).
-    assert!(emfile["count"].as_u64().unwrap() > 0, "{}", p["errors"]);
-    assert_eq!(
-        p["errors"][0]["kind"], "TooManyOpenFiles",
+    assert!(
+        emfile["count"].as_u64().unwrap() > 0,
         "{}",
-        p["errors"]
+        p["derived"]["errors"]
+    );
+    assert_eq!(
+        p["derived"]["errors"][0]["kind"], "TooManyOpenFiles",
+        "{}",
+        p["derived"]["errors"]
     );
     assert!(emfile["example"].as_str().unwrap().contains("os error 24"));
     assert_eq!(p["sockets"]["limits"]["fd_limit"], 64);

@@ -9,6 +9,8 @@
 
 mod common;
 
+use connscope::result::Metric;
+
 use common::{only, run};
 use connscope::metrics::{ErrorKind, hist};
 use connscope::report;
@@ -32,30 +34,30 @@ preset = "new-client-per-request"
 "#)
     .await;
     let reused = &r.profiles[0];
-    assert_eq!(reused.requests, 1000);
-    assert_eq!(reused.ok, 1000);
+    assert_eq!(reused.counts.requests, 1000);
+    assert_eq!(reused.counts.ok, 1000);
     // 16 workers contend for 8 connections from the first request on: the pool fills to its
     // cap and never opens more.
     assert_eq!(
-        reused.connections.opened, 8,
+        reused.derived.connections.opened, 8,
         "opened {} connections for a pool of 8",
-        reused.connections.opened
+        reused.derived.connections.opened
     );
     assert_eq!(
-        reused.connections.reused_requests + reused.connections.opened,
+        reused.derived.connections.reused_requests + reused.derived.connections.opened,
         1000
     );
     // Every reuse is timed.
     assert_eq!(
-        reused.connections.age_at_reuse.count,
-        reused.connections.reused_requests
+        reused.derived.connections.age_at_reuse.count,
+        reused.derived.connections.reused_requests
     );
 
     let fresh = &r.profiles[1];
-    assert_eq!(fresh.requests, 1000);
-    assert_eq!(fresh.connections.opened, 1000);
-    assert_eq!(fresh.connections.reused_requests, 0);
-    assert_eq!(fresh.phase("connect").count, 1000);
+    assert_eq!(fresh.counts.requests, 1000);
+    assert_eq!(fresh.derived.connections.opened, 1000);
+    assert_eq!(fresh.derived.connections.reused_requests, 0);
+    assert_eq!(fresh.phase(Metric::Connect).count, 1000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,24 +87,29 @@ graceful_stop = "1500ms"
     for p in &r.profiles {
         let name = &p.name;
         let timeouts = p.error_count(ErrorKind::PoolTimeout);
-        let wait = p.phase("pool_wait");
+        let wait = p.phase(Metric::PoolWait);
         eprintln!(
             "{name}: pool of 4: {timeouts} PoolTimeouts, {} ok, opened {}, pool wait p99 {} µs",
-            p.ok, p.connections.opened, wait.p99_us
+            p.counts.ok, p.derived.connections.opened, wait.p99_us
         );
         // 28 workers at a time wait 100 ms each and give up: hundreds over 2 s.
         assert!(
             timeouts > 100,
             "{name}: only {timeouts} PoolTimeouts: {:?}",
-            p.errors
+            p.derived.errors
         );
-        assert_eq!(p.ok + timeouts, p.requests, "{name}: {:?}", p.errors);
+        assert_eq!(
+            p.counts.ok + timeouts,
+            p.counts.requests,
+            "{name}: {:?}",
+            p.derived.errors
+        );
         // Only 4 requests can be in flight at a time, each taking 1 s: at most 3 each in 2 s
         // (the last starting just before the stage ends), at least 1 each.
         assert!(
-            (4..=4 * 3).contains(&p.ok),
+            (4..=4 * 3).contains(&p.counts.ok),
             "{name}: {} succeeded through a pool of 4 in 2 s",
-            p.ok
+            p.counts.ok
         );
         // A wait ends at the pool timeout, never sooner (0.1 % for HDR's 3 digits), and long
         // before a slot frees (the mock holds each for 1 s): the timeout ended it, and no
@@ -120,8 +127,8 @@ graceful_stop = "1500ms"
     }
     // The native pool opens exactly its 4 connections (32 workers want one from the start);
     // reqwest's permits cap requests in flight, not connections.
-    assert_eq!(r.profiles[0].connections.opened, 4, "native");
-    assert!(r.profiles[1].connections.opened >= 1, "reqwest");
+    assert_eq!(r.profiles[0].derived.connections.opened, 4, "native");
+    assert!(r.profiles[1].derived.connections.opened >= 1, "reqwest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,32 +153,46 @@ timeout = { read = "100ms" }
         let name = &p.name;
         eprintln!(
             "{name}: {} requests, latency p50 {} µs, opened {} ({} not tied to a response)",
-            p.requests, p.latency.p50_us, p.connections.opened, p.connections.opened_unattributed
+            p.counts.requests,
+            p.derived.latency.p50_us,
+            p.derived.connections.opened,
+            p.derived.connections.opened_unattributed
         );
         // 4 workers for 1 s, 100 ms a request.
-        assert!(p.requests >= 8, "{name}: {} requests", p.requests);
+        assert!(
+            p.counts.requests >= 8,
+            "{name}: {} requests",
+            p.counts.requests
+        );
         assert_eq!(
             p.error_count(ErrorKind::ReadTimeout),
-            p.requests,
+            p.counts.requests,
             "{name}: {:?}",
-            p.errors
+            p.derived.errors
         );
-        assert_eq!(p.errors.len(), 1, "{name}: {:?}", p.errors);
+        assert_eq!(p.derived.errors.len(), 1, "{name}: {:?}", p.derived.errors);
         // The timeout never fires early (0.1 % for HDR's 3 digits), and, since every request
         // ended in it rather than in the server's answer after 1 s, it fired before that: the
         // median well before.
         assert!(
-            p.latency.min_us as f64 >= 100_000.0 * 0.999,
+            p.derived.latency.min_us as f64 >= 100_000.0 * 0.999,
             "{name}: {:?}",
-            p.latency
+            p.derived.latency
         );
-        assert!(p.latency.p50_us < 1_000_000 / 2, "{name}: {:?}", p.latency);
+        assert!(
+            p.derived.latency.p50_us < 1_000_000 / 2,
+            "{name}: {:?}",
+            p.derived.latency
+        );
         // A connection with a request left unanswered cannot be reused: each request opened one.
-        assert_eq!(p.connections.opened, p.requests, "{name}");
+        assert_eq!(p.derived.connections.opened, p.counts.requests, "{name}");
     }
     // reqwest does not say which connection served a request, so none is tied to a response.
     let reqwest = &r.profiles[1];
-    assert_eq!(reqwest.connections.opened_unattributed, reqwest.requests);
+    assert_eq!(
+        reqwest.derived.connections.opened_unattributed,
+        reqwest.counts.requests
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,20 +216,20 @@ client = "reqwest"
     ))
     .await;
     for p in &r.profiles {
-        assert_eq!(p.requests, 20, "{}", p.name);
+        assert_eq!(p.counts.requests, 20, "{}", p.name);
         assert_eq!(
             p.error_count(ErrorKind::ConnectRefused),
             20,
             "{}: {:?}",
             p.name,
-            p.errors
+            p.derived.errors
         );
-        assert_eq!(p.connections.opened, 0, "{}", p.name);
+        assert_eq!(p.derived.connections.opened, 0, "{}", p.name);
         assert!(
-            p.errors[0].example.contains("127.0.0.1"),
+            p.derived.errors[0].example.contains("127.0.0.1"),
             "{}: {}",
             p.name,
-            p.errors[0].example
+            p.derived.errors[0].example
         );
     }
     assert_eq!(r.profiles.len(), 2);
@@ -226,8 +247,8 @@ max_requests = 2000
 "#)
     .await;
     let p = only(&r);
-    assert_eq!(p.requests, 2000);
-    let count = |c: u16| p.status.get(&c).copied().unwrap_or(0);
+    assert_eq!(p.counts.requests, 2000);
+    let count = |c: u16| p.status_codes.get(&c).copied().unwrap_or(0);
     assert_eq!(count(200) + count(404) + count(503), 2000);
     for (code, expect) in [(200, 1200.0), (404, 400.0), (503, 400.0)] {
         let got = count(code) as f64;
@@ -235,14 +256,15 @@ max_requests = 2000
     }
     assert_eq!(p.error_count(ErrorKind::Status4xx), count(404));
     assert_eq!(p.error_count(ErrorKind::Status5xx), count(503));
-    assert_eq!(p.ok, count(200));
+    assert_eq!(p.counts.ok, count(200));
 
     let text = report::to_json(&r);
     let back = report::from_json(&text).expect("the report parses back");
     assert_eq!(back, r);
-    let total = hist::decode(&back.profiles[0].histograms["total"]).expect("decodes");
+    let total =
+        hist::decode(&back.profiles[0].histograms.latency[&Metric::Total]).expect("decodes");
     assert_eq!(total.len(), 2000);
-    assert_eq!(total.value_at_quantile(0.99), p.latency.p99_us);
+    assert_eq!(total.value_at_quantile(0.99), p.derived.latency.p99_us);
     let series_total: u64 = p.series.iter().map(|s| s.requests).sum();
     assert_eq!(series_total, 2000);
 }
@@ -287,8 +309,8 @@ http_version = "http2"
 "#)
     .await;
     let p = only(&r);
-    assert_eq!(p.ok, 500, "{:?}", p.errors);
-    assert_eq!(p.connections.opened, 1);
+    assert_eq!(p.counts.ok, 500, "{:?}", p.derived.errors);
+    assert_eq!(p.derived.connections.opened, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,13 +352,18 @@ timeout = {{ write = "300ms", read = "5s" }}
     let _ = done.send(());
     holder.join().unwrap();
     let p = only(&r);
-    assert_eq!(p.requests, 1);
-    assert_eq!(p.error_count(ErrorKind::WriteTimeout), 1, "{:?}", p.errors);
+    assert_eq!(p.counts.requests, 1);
+    assert_eq!(
+        p.error_count(ErrorKind::WriteTimeout),
+        1,
+        "{:?}",
+        p.derived.errors
+    );
     // Not sooner than the write timeout (0.1 % for HDR's 3 digits); nothing else could end it.
     assert!(
-        p.latency.max_us as f64 >= 300_000.0 * 0.999,
+        p.derived.latency.max_us as f64 >= 300_000.0 * 0.999,
         "{:?}",
-        p.latency
+        p.derived.latency
     );
 }
 
@@ -367,15 +394,18 @@ tls = {{ ca_file = "{ca}" }}
     .await;
     assert!(r.target_url.starts_with("https://"), "{}", r.target_url);
     for p in &r.profiles {
-        assert_eq!(p.ok, 200, "{}: {:?}", p.name, p.errors);
+        assert_eq!(p.counts.ok, 200, "{}: {:?}", p.name, p.derived.errors);
         assert_eq!(
-            p.phase("tls").count,
-            p.connections.opened,
+            p.phase(Metric::Tls).count,
+            p.derived.connections.opened,
             "{}: one TLS handshake timed per connection",
             p.name
         );
     }
-    assert_eq!(r.profiles[1].connections.opened, 1, "h2 multiplexes");
+    assert_eq!(
+        r.profiles[1].derived.connections.opened, 1,
+        "h2 multiplexes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,7 +428,7 @@ timeout = { read = "60s" }
     .await;
     let took = started.elapsed();
     let p = only(&r);
-    assert_eq!((p.requests, p.aborted), (0, 6), "{p:?}");
+    assert_eq!((p.counts.requests, p.counts.aborted), (0, 6), "{p:?}");
     // The run waits out its stage and the graceful stop (800 ms), then aborts: it ends long
     // before the mock would answer (20 s), whatever the machine's load.
     let server_latency = std::time::Duration::from_secs(20);

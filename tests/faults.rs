@@ -3,6 +3,8 @@
 
 mod common;
 
+use connscope::result::Metric;
+
 use common::{profile, run};
 use connscope::metrics::ErrorKind;
 
@@ -31,17 +33,23 @@ keepalive_expiry = "0.5s"
     let stale = long.error_count(ErrorKind::StaleConnection);
     eprintln!(
         "expiry 30s: {} requests, {stale} StaleConnection, idle before stale p50 {} µs; errors {:?}",
-        long.requests, long.connections.idle_before_stale.p50_us, long.errors
+        long.counts.requests,
+        long.derived.connections.idle_before_stale.p50_us,
+        long.derived.errors
     );
     // Each of the 4 workers sends at 0, 2 and 4 s (the stage ends at 4.5 s). A request that
     // takes a connection from the round before (idle 2 s, forgotten by the server after 1 s)
     // is cut: in the second round every pooled connection, in the third those the second
     // opened, so at least one a round; usually one per worker (4), fewer when workers shared a
     // connection within a round.
-    assert_eq!(long.requests, 3 * 4, "{:?}", long.series);
-    assert!(stale >= 2, "{stale} stale: {:?}", long.errors);
-    assert_eq!(long.failed, stale, "only stale failures: {:?}", long.errors);
-    let idle = &long.connections.idle_before_stale;
+    assert_eq!(long.counts.requests, 3 * 4, "{:?}", long.series);
+    assert!(stale >= 2, "{stale} stale: {:?}", long.derived.errors);
+    assert_eq!(
+        long.derived.failed, stale,
+        "only stale failures: {:?}",
+        long.derived.errors
+    );
+    let idle = &long.derived.connections.idle_before_stale;
     assert_eq!(idle.count, stale);
     // The server forgets a connection only after 1 s idle; these sat out the 2 s think time.
     assert!(
@@ -54,25 +62,28 @@ keepalive_expiry = "0.5s"
         "idle before stale p50 {} µs",
         idle.p50_us
     );
-    let example = &long.errors[0].example;
+    let example = &long.derived.errors[0].example;
     assert!(example.contains("reused connection idle for"), "{example}");
 
     let short = profile(&r, "expiry-0.5s");
     eprintln!(
         "expiry 0.5s: {} requests, {} failed, {} connections, {} expired in the pool",
-        short.requests, short.failed, short.connections.opened, short.connections.expired
+        short.counts.requests,
+        short.derived.failed,
+        short.derived.connections.opened,
+        short.derived.connections.expired
     );
-    assert_eq!(short.failed, 0, "{:?}", short.errors);
-    assert_eq!(short.requests, 3 * 4, "{:?}", short.series);
+    assert_eq!(short.derived.failed, 0, "{:?}", short.derived.errors);
+    assert_eq!(short.counts.requests, 3 * 4, "{:?}", short.series);
     // Connections idle past the expiry were dropped by the client, never reused: the only reuse
     // left is of connections a moment old (workers starting together).
-    let idle = &short.connections.idle_at_reuse;
+    let idle = &short.derived.connections.idle_at_reuse;
     assert!(idle.count == 0 || idle.max_us < 500_000, "{idle:?}");
     // Every connection but the (at most 4) last ones in the pool at the end sat idle past the
     // expiry between the rounds and expired; each request opened one or reused one.
-    let c = &short.connections;
+    let c = &short.derived.connections;
     assert!(c.expired > 0 && c.expired + 4 >= c.opened, "{c:?}");
-    assert_eq!(c.opened + c.reused_requests, short.requests, "{c:?}");
+    assert_eq!(c.opened + c.reused_requests, short.counts.requests, "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,22 +105,22 @@ keepalive_expiry = "30s"
     let server = p.server.as_ref().expect("the mock's own view");
     eprintln!(
         "polite close: {} requests, {} discarded by the pool, server idle timeouts {}",
-        p.requests, p.connections.closed_idle_discarded, server.idle_timeouts
+        p.counts.requests, p.derived.connections.closed_idle_discarded, server.idle_timeouts
     );
-    assert_eq!(p.failed, 0, "{:?}", p.errors);
+    assert_eq!(p.derived.failed, 0, "{:?}", p.derived.errors);
     // Each of the 2 workers sends at 0, 2 and 4 s. Before the second and the third round every
     // pooled connection has been idle a second and the server closed it: the pool finds at
     // least one closed in each round and drops it, and never drops more than the server
     // closed. (Not one per worker: a worker may reuse the connection another one just
     // returned.)
-    assert_eq!(p.requests, 3 * 2, "{:?}", p.series);
-    let c = &p.connections;
+    assert_eq!(p.counts.requests, 3 * 2, "{:?}", p.series);
+    let c = &p.derived.connections;
     assert!(c.closed_idle_discarded >= 2, "{c:?}");
     assert!(
         c.closed_idle_discarded <= server.idle_timeouts,
         "{c:?} {server:?}"
     );
-    assert_eq!(c.opened + c.reused_requests, p.requests, "{c:?}");
+    assert_eq!(c.opened + c.reused_requests, p.counts.requests, "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,18 +141,21 @@ preset = "recommended"
     let p = &r.profiles[0];
     let refused = p.error_count(ErrorKind::ConnectRefused);
     let reset = p.error_count(ErrorKind::ConnectionReset) + p.error_count(ErrorKind::ConnectError);
-    let sockets = p.sockets.as_ref().expect("socket evidence");
+    let sockets = p.derived.sockets.as_ref().expect("socket evidence");
     let server = p.server.as_ref().unwrap();
     eprintln!(
         "limit 8, 32 workers: {} ok, {refused} refused, {reset} reset, peak ports in use {} ({}%), \
          server refusal periods {}",
-        p.ok, sockets.peak_ports_in_use, sockets.peak_port_use_pct, server.limit_refusal_periods
+        p.counts.ok,
+        sockets.peak_ports_in_use,
+        sockets.peak_port_use_pct,
+        server.limit_refusal_periods
     );
-    assert!(refused > 0, "{:?}", p.errors);
+    assert!(refused > 0, "{:?}", p.derived.errors);
     assert!(
-        p.ok > 100,
+        p.counts.ok > 100,
         "the 8 accepted connections keep serving: {}",
-        p.ok
+        p.counts.ok
     );
     assert!(
         sockets.peak_ports_in_use <= 64,
@@ -175,15 +189,19 @@ name = "untrusting"
     ))
     .await;
     let fresh = profile(&r, "fresh");
-    assert_eq!(fresh.ok, 50, "{:?}", fresh.errors);
-    assert_eq!(fresh.phase("tls").count, 50, "one handshake per request");
-    assert!(fresh.phase("tls").p50_us > 0);
+    assert_eq!(fresh.counts.ok, 50, "{:?}", fresh.derived.errors);
+    assert_eq!(
+        fresh.phase(Metric::Tls).count,
+        50,
+        "one handshake per request"
+    );
+    assert!(fresh.phase(Metric::Tls).p50_us > 0);
     let untrusting = profile(&r, "untrusting");
     assert_eq!(
         untrusting.error_count(ErrorKind::Tls),
         50,
         "{:?}",
-        untrusting.errors
+        untrusting.derived.errors
     );
 }
 
@@ -201,16 +219,16 @@ stages = [{ duration = "3s", concurrency = 4 }]
     .await;
     let p = &r.profiles[0];
     let server = p.server.as_ref().unwrap();
-    let code = |c: u16| p.status.get(&c).copied().unwrap_or(0);
+    let code = |c: u16| p.status_codes.get(&c).copied().unwrap_or(0);
     eprintln!(
         "status: {:?}; per second 5xx: {:?}",
-        p.status,
+        p.status_codes,
         p.series
             .iter()
             .map(|s| s.errors.get(&ErrorKind::Status5xx).copied().unwrap_or(0))
             .collect::<Vec<_>>()
     );
-    assert!(code(429) > 0 && code(503) > 0, "{:?}", p.status);
+    assert!(code(429) > 0 && code(503) > 0, "{:?}", p.status_codes);
     assert_eq!(
         code(429),
         server.rate_limited,

@@ -131,10 +131,26 @@ async fn a_chunked_body_after_100_continue_is_read_whole_and_the_connection_reus
     );
     let r = run(&scenario(&server.url(), 40, "")).await;
     let p = only(&r);
-    assert_eq!((p.ok, p.failed), (40, 0), "{:?}", p.errors);
-    assert_eq!(p.bytes, 40 * 11, "the decoded body, 11 bytes per response");
-    assert!(p.connections.opened <= 2, "{:?}", p.connections);
-    assert_eq!(p.connections.reused_requests, 40 - p.connections.opened);
+    assert_eq!(
+        (p.counts.ok, p.derived.failed),
+        (40, 0),
+        "{:?}",
+        p.derived.errors
+    );
+    assert_eq!(
+        p.counts.bytes,
+        40 * 11,
+        "the decoded body, 11 bytes per response"
+    );
+    assert!(
+        p.derived.connections.opened <= 2,
+        "{:?}",
+        p.derived.connections
+    );
+    assert_eq!(
+        p.derived.connections.reused_requests,
+        40 - p.derived.connections.opened
+    );
     let got = String::from_utf8(server.received.lock().unwrap().clone()).unwrap();
     let first = got.split("\r\n\r\n").next().unwrap();
     assert!(first.starts_with("GET / HTTP/1.1\r\n"), "{first}");
@@ -164,12 +180,17 @@ async fn connection_close_or_a_body_ended_by_the_close_is_never_reused() {
         let server = Raw::start(response, true);
         let r = run(&scenario(&server.url(), 20, "")).await;
         let p = only(&r);
-        assert_eq!((p.ok, p.failed), (20, 0), "{what}: {:?}", p.errors);
-        assert_eq!(p.connections.opened, 20, "{what}");
-        assert_eq!(p.connections.reused_requests, 0, "{what}");
+        assert_eq!(
+            (p.counts.ok, p.derived.failed),
+            (20, 0),
+            "{what}: {:?}",
+            p.derived.errors
+        );
+        assert_eq!(p.derived.connections.opened, 20, "{what}");
+        assert_eq!(p.derived.connections.reused_requests, 0, "{what}");
         assert_eq!(*server.accepted.lock().unwrap(), 20, "{what}");
         if what == "until close" {
-            assert_eq!(p.bytes, 20 * 15);
+            assert_eq!(p.counts.bytes, 20 * 15);
         }
     }
 }
@@ -180,8 +201,13 @@ async fn a_post_sends_its_length_and_body_in_the_request() {
     let extra = "[request]\nmethod = \"POST\"\nbody = '{\"prompt\": \"hi\"}'\nheaders = { content-type = \"application/json\" }";
     let r = run(&scenario(&server.url(), 4, extra)).await;
     let p = only(&r);
-    assert_eq!((p.ok, p.failed), (4, 0), "{:?}", p.errors);
-    assert_eq!(p.status.get(&201), Some(&4));
+    assert_eq!(
+        (p.counts.ok, p.derived.failed),
+        (4, 0),
+        "{:?}",
+        p.derived.errors
+    );
+    assert_eq!(p.status_codes.get(&201), Some(&4));
     let got = String::from_utf8(server.received.lock().unwrap().clone()).unwrap();
     let expected =
         "content-type: application/json\r\ncontent-length: 16\r\n\r\n{\"prompt\": \"hi\"}";
@@ -193,23 +219,27 @@ async fn a_malformed_response_or_a_short_body_is_a_failure_that_says_why() {
     let server = Raw::start(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", true);
     let r = run(&scenario(&server.url(), 3, "")).await;
     let p = only(&r);
-    assert_eq!(p.failed, 3);
-    assert_eq!(p.errors[0].kind, ErrorKind::Other);
+    assert_eq!(p.derived.failed, 3);
+    assert_eq!(p.derived.errors[0].kind, ErrorKind::Other);
     assert!(
-        p.errors[0].example.contains("invalid HTTP response"),
+        p.derived.errors[0]
+            .example
+            .contains("invalid HTTP response"),
         "{:?}",
-        p.errors
+        p.derived.errors
     );
 
     let server = Raw::start(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", true);
     let r = run(&scenario(&server.url(), 3, "")).await;
     let p = only(&r);
-    assert_eq!(p.failed, 3, "{:?}", p.errors);
-    assert_eq!(p.errors[0].kind, ErrorKind::ClosedBeforeResponse);
+    assert_eq!(p.derived.failed, 3, "{:?}", p.derived.errors);
+    assert_eq!(p.derived.errors[0].kind, ErrorKind::ClosedBeforeResponse);
     assert!(
-        p.errors[0].example.contains("5 bytes of the body missing"),
+        p.derived.errors[0]
+            .example
+            .contains("5 bytes of the body missing"),
         "{:?}",
-        p.errors
+        p.derived.errors
     );
 }
 
@@ -231,17 +261,20 @@ timeout = {{ read = "300ms" }}
     .await;
     let p = only(&r);
     let timeouts = p.error_count(ErrorKind::ReadTimeout);
-    assert_eq!(p.ok + timeouts, 4, "{:?}", p.errors);
-    assert_eq!(p.ok, p.connections.opened, "one answer per connection");
+    assert_eq!(p.counts.ok + timeouts, 4, "{:?}", p.derived.errors);
+    assert_eq!(
+        p.counts.ok, p.derived.connections.opened,
+        "one answer per connection"
+    );
     // Every request on a reused connection waited for a head that never came and was cut.
     assert_eq!(
-        timeouts, p.connections.reused_requests,
+        timeouts, p.derived.connections.reused_requests,
         "{:?} {:?}",
-        p.errors, p.connections
+        p.derived.errors, p.derived.connections
     );
-    assert!(timeouts >= 1, "{:?}", p.errors);
+    assert!(timeouts >= 1, "{:?}", p.derived.errors);
     assert!(
-        p.errors[0]
+        p.derived.errors[0]
             .example
             .contains("no response head within the read timeout of 300ms")
     );
@@ -249,9 +282,13 @@ timeout = {{ read = "300ms" }}
     // timeout that ended the wait, not the server, which gives up on a silent connection only
     // after 5 s (that would be a close, not a ReadTimeout): well before that.
     assert!(
-        p.latency.max_us as f64 >= 300_000.0 * 0.999,
+        p.derived.latency.max_us as f64 >= 300_000.0 * 0.999,
         "{}",
-        p.latency.max_us
+        p.derived.latency.max_us
     );
-    assert!(p.latency.max_us < 5_000_000 / 3, "{}", p.latency.max_us);
+    assert!(
+        p.derived.latency.max_us < 5_000_000 / 3,
+        "{}",
+        p.derived.latency.max_us
+    );
 }

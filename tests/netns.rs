@@ -140,7 +140,7 @@ impl Drop for Netns {
 }
 
 fn error_count(p: &Value, kind: &str) -> u64 {
-    p["errors"]
+    p["derived"]["errors"]
         .as_array()
         .unwrap()
         .iter()
@@ -158,13 +158,13 @@ fn a_new_client_per_request_exhausts_the_ephemeral_ports_and_a_reused_client_doe
     // 200 ephemeral ports; the mock's own listening port takes one of them.
     let fresh = Netns::new((40000, 40199)).quick(&["-c", "8", "-z", "3s", "--disable-keepalive"]);
     let addr_not_available = error_count(&fresh, "AddrNotAvailable");
-    let sockets = &fresh["sockets"];
+    let sockets = &fresh["derived"]["sockets"];
     let time_wait = sockets["peak_time_wait"].as_u64().unwrap();
     let port_use = sockets["peak_port_use_pct"].as_f64().unwrap();
     eprintln!(
         "new client per request: {} ok, {addr_not_available} AddrNotAvailable, \
          TIME_WAIT peak {time_wait}, port use {port_use}%",
-        fresh["ok"]
+        fresh["counts"]["ok"]
     );
     assert!(addr_not_available > 0, "no AddrNotAvailable: {fresh}");
     assert!(
@@ -173,30 +173,41 @@ fn a_new_client_per_request_exhausts_the_ephemeral_ports_and_a_reused_client_doe
     );
     assert!(port_use >= 75.0, "port use {port_use}%");
     assert!(
-        fresh["errors"][0]["example"]
+        fresh["derived"]["errors"][0]["example"]
             .as_str()
             .unwrap()
             .contains("os error 99"),
         "{}",
-        fresh["errors"]
+        fresh["derived"]["errors"]
     );
 
     let reused = Netns::new((40000, 40199)).quick(&["-c", "8", "-z", "2s"]);
     eprintln!(
         "reused client: {} ok, {} failed, TIME_WAIT peak {}, port use {}%",
-        reused["ok"],
-        reused["failed"],
-        reused["sockets"]["peak_time_wait"],
-        reused["sockets"]["peak_port_use_pct"]
+        reused["counts"]["ok"],
+        reused["derived"]["failed"],
+        reused["derived"]["sockets"]["peak_time_wait"],
+        reused["derived"]["sockets"]["peak_port_use_pct"]
     );
-    assert_eq!(reused["failed"], 0, "{}", reused["errors"]);
-    let ok = reused["ok"].as_u64().unwrap();
-    let opened = reused["connections"]["opened"].as_u64().unwrap();
-    let reuses = reused["connections"]["reused_requests"].as_u64().unwrap();
+    assert_eq!(
+        reused["derived"]["failed"], 0,
+        "{}",
+        reused["derived"]["errors"]
+    );
+    let ok = reused["counts"]["ok"].as_u64().unwrap();
+    let opened = reused["derived"]["connections"]["opened"].as_u64().unwrap();
+    let reuses = reused["derived"]["connections"]["reused_requests"]
+        .as_u64()
+        .unwrap();
     // More requests than the 200 ports could carry one connection each: the reuse is what works.
     assert!(ok > 200, "{ok} ok");
     // At most one connection per worker, and every other request reused one of them.
     assert!(opened <= 8, "{} opened by 8 workers", opened);
-    assert_eq!(opened + reuses, ok, "{}", reused["connections"]);
-    assert!(reused["sockets"]["peak_time_wait"].as_u64().unwrap() <= opened);
+    assert_eq!(opened + reuses, ok, "{}", reused["derived"]["connections"]);
+    assert!(
+        reused["derived"]["sockets"]["peak_time_wait"]
+            .as_u64()
+            .unwrap()
+            <= opened
+    );
 }

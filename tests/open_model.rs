@@ -11,6 +11,8 @@ mod support;
 
 mod common;
 
+use connscope::result::Metric;
+
 use common::{ONE_RUN_AT_A_TIME, ms, only};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -63,54 +65,68 @@ async fn a_one_second_stall_shows_in_the_open_models_p99_and_the_schedule_holds(
     let calm = freezing_server(Duration::from_secs(60), Duration::ZERO).await;
     let r = run(&open_scenario(&calm.url(), 2, "")).await;
     let base = only(&r);
-    let open = base.open.as_ref().expect("open-model figures");
+    let open = base.derived.open.as_ref().expect("open-model figures");
     println!(
         "open model, no stall: {} requests, scheduled {}, p50 {:.1} ms, p99 {:.1} ms, schedule lag p99 {:.1} ms",
-        base.requests,
+        base.counts.requests,
         open.scheduled,
-        ms(base.latency.p50_us),
-        ms(base.latency.p99_us),
+        ms(base.derived.latency.p50_us),
+        ms(base.derived.latency.p99_us),
         ms(open.schedule_lag.p99_us)
     );
     assert_eq!(open.scheduled, 400);
-    assert_eq!((open.dropped, base.requests, base.ok), (0, 400, 400));
+    assert_eq!(
+        (open.dropped, base.counts.requests, base.counts.ok),
+        (0, 400, 400)
+    );
 
     // The server freezes from 2 s to 3 s into the 5-second run.
     let stalling = freezing_server(Duration::from_secs(2), Duration::from_secs(1)).await;
     let r = run(&open_scenario(&stalling.url(), 5, "")).await;
     let p = only(&r);
-    let open = p.open.as_ref().unwrap();
+    let open = p.derived.open.as_ref().unwrap();
     println!(
         "open model, 1 s stall: {} requests, scheduled {}, dropped {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        p.requests,
+        p.counts.requests,
         open.scheduled,
         open.dropped,
-        ms(p.latency.p50_us),
-        ms(p.latency.p99_us),
-        ms(p.latency.max_us)
+        ms(p.derived.latency.p50_us),
+        ms(p.derived.latency.p99_us),
+        ms(p.derived.latency.max_us)
     );
     assert_eq!(open.scheduled, 1000, "200/s × 5 s");
     assert_eq!((open.sent, open.dropped), (1000, 0));
-    assert_eq!((p.requests, p.ok, p.aborted), (1000, 1000, 0));
+    assert_eq!(
+        (p.counts.requests, p.counts.ok, p.counts.aborted),
+        (1000, 1000, 0)
+    );
     // A fifth of the requests were due during the stall; they waited up to a second for it to
     // end (through a pool of 8), and their latency counts from when they were due: the 1 % of
     // the slowest all waited out half the stall or more, whatever the load (lower bounds).
     let stall = Duration::from_secs(1).as_micros() as u64;
     assert!(
-        p.latency.p99_us >= stall / 2,
+        p.derived.latency.p99_us >= stall / 2,
         "p99 {:.1} ms does not show the stall",
-        ms(p.latency.p99_us)
+        ms(p.derived.latency.p99_us)
     );
-    assert!(p.latency.max_us >= stall * 9 / 10, "{:?}", p.latency);
+    assert!(
+        p.derived.latency.max_us >= stall * 9 / 10,
+        "{:?}",
+        p.derived.latency
+    );
     // It shows against the baseline measured above, and the median request, due outside the
     // stall, was not held by it.
     assert!(
-        p.latency.p99_us >= 3 * base.latency.p99_us,
+        p.derived.latency.p99_us >= 3 * base.derived.latency.p99_us,
         "p99 {:.1} ms with the stall vs {:.1} ms without",
-        ms(p.latency.p99_us),
-        ms(base.latency.p99_us)
+        ms(p.derived.latency.p99_us),
+        ms(base.derived.latency.p99_us)
     );
-    assert!(p.latency.p50_us < stall / 3, "{:?}", p.latency);
+    assert!(
+        p.derived.latency.p50_us < stall / 3,
+        "{:?}",
+        p.derived.latency
+    );
     // Every second was scheduled at the rate, stall or not.
     for s in &p.series[..5] {
         assert!(
@@ -121,7 +137,7 @@ async fn a_one_second_stall_shows_in_the_open_models_p99_and_the_schedule_holds(
         );
     }
     // The pool of 8 was full during the stall: requests queued for a connection.
-    assert!(p.phase("pool_wait").max_us >= 500_000);
+    assert!(p.phase(Metric::PoolWait).max_us >= 500_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,20 +160,24 @@ preset = "recommended"
     let p = only(&r);
     println!(
         "closed model (8 workers), 1 s stall: {} requests, p99 {:.1} ms, max {:.1} ms",
-        p.requests,
-        ms(p.latency.p99_us),
-        ms(p.latency.max_us)
+        p.counts.requests,
+        ms(p.derived.latency.p99_us),
+        ms(p.derived.latency.max_us)
     );
-    assert!(p.open.is_none());
-    assert!(p.latency.max_us >= 500_000, "the stall was not hit");
+    assert!(p.derived.open.is_none());
+    assert!(p.derived.latency.max_us >= 500_000, "the stall was not hit");
     // At most 8 requests (one per worker) met the stall: under 1 % of the run's requests as
     // long as it made 800 or more, so the p99 is not one of them.
-    assert!(p.requests >= 100 * 8, "{} requests", p.requests);
+    assert!(
+        p.counts.requests >= 100 * 8,
+        "{} requests",
+        p.counts.requests
+    );
     let stall = Duration::from_secs(1).as_micros() as u64;
     assert!(
-        p.latency.p99_us < stall / 3,
+        p.derived.latency.p99_us < stall / 3,
         "p99 {:.1} ms",
-        ms(p.latency.p99_us)
+        ms(p.derived.latency.p99_us)
     );
 }
 
@@ -167,7 +187,7 @@ async fn requests_due_beyond_max_in_flight_are_dropped_and_counted_per_second() 
     let stalling = freezing_server(Duration::from_secs(1), Duration::from_secs(1)).await;
     let r = run(&open_scenario(&stalling.url(), 3, "max_in_flight = 20")).await;
     let p = only(&r);
-    let open = p.open.as_ref().unwrap();
+    let open = p.derived.open.as_ref().unwrap();
     println!(
         "max_in_flight 20, 1 s stall: scheduled {}, sent {}, dropped {} (per second: {:?})",
         open.scheduled,
@@ -179,7 +199,7 @@ async fn requests_due_beyond_max_in_flight_are_dropped_and_counted_per_second() 
     assert_eq!(open.max_in_flight, 20);
     assert!(open.dropped >= 100, "{} dropped", open.dropped);
     assert_eq!(open.sent + open.dropped, open.scheduled);
-    assert_eq!(p.requests + p.aborted, open.sent);
+    assert_eq!(p.counts.requests + p.counts.aborted, open.sent);
     // The drops come with the stall, in the second it falls in: before it the 8 connections
     // keep up with 200/s (in flight stays far under 20 unless a busy machine slows the
     // answers past 100 ms, so the second before the stall has a few drops at most, compared
@@ -209,19 +229,19 @@ async fn an_interrupt_stops_the_open_model_at_once_and_counts_what_was_in_flight
     let r = run_with(&open_scenario(&stuck.url(), 10, ""), &interrupt).await;
     let took = started.elapsed();
     let p = only(&r);
-    assert!(r.interrupted && p.interrupted);
+    assert!(r.interrupted && p.interrupted());
     // Interrupted after 1 s, a 10 s run ends long before its plan, however loaded the machine.
     assert!(took < planned / 3, "stopped after {took:?} of {planned:?}");
     // ~0.7 s of requests were stuck in the frozen server.
-    assert!(p.aborted >= 100, "{} aborted", p.aborted);
-    let open = p.open.as_ref().unwrap();
+    assert!(p.counts.aborted >= 100, "{} aborted", p.counts.aborted);
+    let open = p.derived.open.as_ref().unwrap();
     // 200 a second from the start until the interrupt (after 1 s, however late it came).
     let due = (200.0 * took.as_secs_f64()).ceil() as u64;
     assert!(
         (190..=due + 1).contains(&open.scheduled),
         "{open:?} in {took:?}"
     );
-    assert_eq!(p.requests + p.aborted, open.sent);
+    assert_eq!(p.counts.requests + p.counts.aborted, open.sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,8 +258,8 @@ max_requests = 100
     .await;
     let took = started.elapsed();
     let p = only(&r);
-    assert_eq!((p.requests, p.ok), (100, 100));
-    assert_eq!(p.open.as_ref().unwrap().scheduled, 100);
+    assert_eq!((p.counts.requests, p.counts.ok), (100, 100));
+    assert_eq!(p.derived.open.as_ref().unwrap().scheduled, 100);
     // 100 requests at 500/s are due within 0.2 s; the run ends then, long before its 10 s.
     assert!(took < planned / 3, "{took:?} of {planned:?}");
 }
@@ -262,8 +282,9 @@ fn quick_q_runs_the_open_model_and_refuses_c_with_it() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let p = &report["profiles"][0];
-    assert_eq!(p["open"]["scheduled"], 100);
-    assert_eq!(p["requests"], 100);
+    assert_eq!(p["derived"]["open"]["scheduled"], 100);
+    assert_eq!(p["counts"]["scheduled"], 100);
+    assert_eq!(p["counts"]["requests"], 100);
     assert_eq!(report["scenario"]["stages"][0]["rate"], 100.0);
 
     let out = Command::new(env!("CARGO_BIN_EXE_connscope"))

@@ -10,6 +10,8 @@
 
 mod common;
 
+use connscope::result::Metric;
+
 use common::{ONE_RUN_AT_A_TIME, ms, only};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,14 +103,14 @@ max_keepalive_connections = 8
     ))
     .await;
     let p = only(&r);
-    let c = &p.connections;
+    let c = &p.derived.connections;
     let accepted = relay.accepted_settled(c.opened).await;
     eprintln!(
         "reqwest reused: {} ok, opened {} (server accepted {accepted}), {} not tied to a \
          response, {} requests reused one",
-        p.ok, c.opened, c.opened_unattributed, c.reused_requests
+        p.counts.ok, c.opened, c.opened_unattributed, c.reused_requests
     );
-    assert_eq!(p.ok, 1000, "{:?}", p.errors);
+    assert_eq!(p.counts.ok, 1000, "{:?}", p.derived.errors);
     // The connector layer's count is what the server saw.
     assert_eq!(c.opened, accepted);
     // Every response is either the first on its connection or a reuse.
@@ -140,18 +142,18 @@ preset = "new-client-per-request"
     ))
     .await;
     let p = only(&r);
-    let c = &p.connections;
+    let c = &p.derived.connections;
     let accepted = relay.accepted_settled(c.opened).await;
     eprintln!(
         "reqwest new client per request: {} ok, opened {} (server accepted {accepted})",
-        p.ok, c.opened
+        p.counts.ok, c.opened
     );
-    assert_eq!(p.ok, 150, "{:?}", p.errors);
+    assert_eq!(p.counts.ok, 150, "{:?}", p.derived.errors);
     assert_eq!(c.opened, 150);
     assert_eq!(accepted, 150);
     assert_eq!(c.reused_requests, 0);
     assert_eq!(c.opened_unattributed, 0);
-    assert_eq!(p.phase("connect").count, 150);
+    assert_eq!(p.phase(Metric::Connect).count, 150);
     mock.stop();
 }
 
@@ -178,25 +180,25 @@ max_keepalive_connections = 16
     .await;
     assert_eq!(r.profiles.len(), 2);
     for p in &r.profiles {
-        let c = &p.connections;
+        let c = &p.derived.connections;
         eprintln!(
             "{:>8}: {} ok of {}, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, ttfb p50 {:.2} ms, \
              connect p50 {:.0} µs, opened {} ({} not tied to a response), {} reused",
             p.name,
-            p.ok,
-            p.requests,
-            p.rps,
-            ms(p.latency.p50_us),
-            ms(p.latency.p99_us),
-            ms(p.phase("ttfb").p50_us),
-            p.phase("connect").p50_us,
+            p.counts.ok,
+            p.counts.requests,
+            p.derived.rps,
+            ms(p.derived.latency.p50_us),
+            ms(p.derived.latency.p99_us),
+            ms(p.phase(Metric::Ttfb).p50_us),
+            p.phase(Metric::Connect).p50_us,
             c.opened,
             c.opened_unattributed,
             c.reused_requests,
         );
-        assert_eq!(p.requests, 2000, "{}", p.name);
-        assert_eq!(p.ok, 2000, "{}: {:?}", p.name, p.errors);
-        assert_eq!(p.status.get(&200).copied(), Some(2000), "{}", p.name);
+        assert_eq!(p.counts.requests, 2000, "{}", p.name);
+        assert_eq!(p.counts.ok, 2000, "{}: {:?}", p.name, p.derived.errors);
+        assert_eq!(p.status_codes.get(&200).copied(), Some(2000), "{}", p.name);
         // Every response came on a connection the client opened for it or on a reused one.
         assert_eq!(
             c.reused_requests + (c.opened - c.opened_unattributed),
@@ -206,18 +208,25 @@ max_keepalive_connections = 16
         );
         assert!(c.reused_requests >= 1900, "{}: {:?}", p.name, c);
         // The mock answers after 5 ms: no request is faster (0.1 % for HDR's 3 digits).
-        let min = p.latency.min_us;
+        let min = p.derived.latency.min_us;
         assert!(min as f64 >= 5_000.0 * 0.999, "{}: min {min} µs", p.name);
-        assert_eq!(p.phase("ttfb").count, 2000, "{}", p.name);
-        assert_eq!(p.phase("body").count, 2000, "{}", p.name);
+        assert_eq!(p.phase(Metric::Ttfb).count, 2000, "{}", p.name);
+        assert_eq!(p.phase(Metric::Body).count, 2000, "{}", p.name);
     }
     let (native, reqwest) = (&r.profiles[0], &r.profiles[1]);
-    assert!(native.connections.opened <= 16, "{:?}", native.connections);
-    assert_eq!(native.connections.opened_unattributed, 0, "native");
+    assert!(
+        native.derived.connections.opened <= 16,
+        "{:?}",
+        native.derived.connections
+    );
+    assert_eq!(native.derived.connections.opened_unattributed, 0, "native");
     // Either client adds little to the mock's 5 ms on loopback: the one's median is not three
     // times the other's (a ratio of two figures of this run, not a wall-clock ceiling; the
     // profiles run one after the other, so a busy moment may slow one of them only).
-    let (a, b) = (native.latency.p50_us as f64, reqwest.latency.p50_us as f64);
+    let (a, b) = (
+        native.derived.latency.p50_us as f64,
+        reqwest.derived.latency.p50_us as f64,
+    );
     assert!(
         a.max(b) / a.min(b) < 3.0,
         "p50 native {a} µs vs reqwest {b} µs"

@@ -24,13 +24,13 @@ fn pct(part: u64, whole: u64) -> f64 {
 
 /// The figures the brief asks for, printed so `cargo test -- --nocapture` shows them.
 fn print_retry_row(p: &ProfileResult) {
-    let r = p.retries.as_ref();
+    let r = p.derived.retries.as_ref();
     println!(
         "{:<10} requests {:>5}  success {:>6.2}%  attempts {:>5}  amplification {:>4}  backoff {:>8}  succeeded after retry {:>4}  exhausted {:>3}  call p99 {:>7}",
         p.name,
-        p.requests,
-        pct(p.ok, p.requests),
-        p.attempts,
+        p.counts.requests,
+        pct(p.counts.ok, p.counts.requests),
+        p.counts.attempts,
         r.map_or("-".into(), |r| format!("{:.2}", r.amplification)),
         r.map_or("-".into(), |r| format!("{:.2}s", r.backoff_us as f64 / 1e6)),
         r.map_or(0, |r| r.succeeded_after_retry),
@@ -66,47 +66,56 @@ name = "no-retry"
     print_retry_row(off);
 
     // With the guide's policy (5 attempts): a request fails only if all 5 get a 503 (0.3^5).
-    assert_eq!(on.requests, 2000);
+    assert_eq!(on.counts.requests, 2000);
     assert!(
-        pct(on.ok, on.requests) >= 99.0,
+        pct(on.counts.ok, on.counts.requests) >= 99.0,
         "{} of 2000 succeeded",
-        on.ok
+        on.counts.ok
     );
-    let rs = on.retries.as_ref().expect("retry figures");
+    let rs = on.derived.retries.as_ref().expect("retry figures");
     // Expected attempts per request: 1 + 0.3 + 0.09 + 0.027 + 0.0081 = 1.43.
     assert!(
         (1.3..=1.5).contains(&rs.amplification),
         "amplification {}",
         rs.amplification
     );
-    assert_eq!(rs.attempts, on.attempts);
+    assert_eq!(rs.attempts, on.counts.attempts);
     assert!(rs.backoff_us > 0);
     assert!(
         (400..=800).contains(&rs.succeeded_after_retry),
         "{} succeeded after a retry",
         rs.succeeded_after_retry
     );
-    assert_eq!(rs.exhausted, on.failed, "every failure used up its retries");
+    assert_eq!(
+        rs.exhausted, on.derived.failed,
+        "every failure used up its retries"
+    );
     assert_eq!(rs.budget_denied, 0);
     assert!(rs.attempts_per_request.max <= 5);
     // The wire view counts every attempt: each 503 the server sent.
-    let code = |p: &ProfileResult, c: u16| p.status.get(&c).copied().unwrap_or(0);
-    assert_eq!(code(on, 200) + code(on, 503), on.attempts);
+    let code = |p: &ProfileResult, c: u16| p.status_codes.get(&c).copied().unwrap_or(0);
+    assert_eq!(code(on, 200) + code(on, 503), on.counts.attempts);
     assert_eq!(on.error_count(ErrorKind::Status5xx), code(on, 503));
-    assert_eq!(on.final_error_count(ErrorKind::Status5xx), on.failed);
+    assert_eq!(
+        on.final_error_count(ErrorKind::Status5xx),
+        on.derived.failed
+    );
     // The caller waited for retries: the request latency includes the backoff.
-    assert!(rs.latency.p99_us >= on.latency.p99_us);
+    assert!(rs.latency.p99_us >= on.derived.latency.p99_us);
     assert!(rs.latency.max_us >= 10_000, "{:?}", rs.latency);
     // The series counts requests once and every attempt.
     let series_requests: u64 = on.series.iter().map(|s| s.requests).sum();
     let series_attempts: u64 = on.series.iter().map(|s| s.attempts).sum();
-    assert_eq!((series_requests, series_attempts), (2000, on.attempts));
+    assert_eq!(
+        (series_requests, series_attempts),
+        (2000, on.counts.attempts)
+    );
 
     // Without retries a third of the requests fail, and nothing is retried.
-    assert_eq!(off.requests, 2000);
-    assert_eq!(off.attempts, 2000);
-    assert!(off.retries.is_none());
-    let error_rate = pct(off.failed, off.requests);
+    assert_eq!(off.counts.requests, 2000);
+    assert_eq!(off.counts.attempts, 2000);
+    assert!(off.derived.retries.is_none());
+    let error_rate = pct(off.derived.failed, off.counts.requests);
     assert!(
         (25.0..=35.0).contains(&error_rate),
         "error rate {error_rate:.1} %"
@@ -151,19 +160,19 @@ retry = { multiplier = 0.001, min = 0, max = "5ms", on_status = [400, 503] }
 "#)
     .await;
     let (default, listed) = (&r.profiles[0], &r.profiles[1]);
-    assert_eq!(default.requests, 400);
-    assert_eq!(default.attempts, 400, "a 400 was retried");
-    assert_eq!(default.retries.as_ref().unwrap().amplification, 1.0);
-    assert_eq!(default.failed, default.status[&400]);
+    assert_eq!(default.counts.requests, 400);
+    assert_eq!(default.counts.attempts, 400, "a 400 was retried");
+    assert_eq!(default.derived.retries.as_ref().unwrap().amplification, 1.0);
+    assert_eq!(default.derived.failed, default.status_codes[&400]);
     assert!(default.warnings.is_empty());
 
-    assert!(listed.attempts > listed.requests);
+    assert!(listed.counts.attempts > listed.counts.requests);
     // Every 400 was retried but those on a request's last attempt.
     assert_eq!(
-        listed.attempts - listed.requests,
-        listed.status[&400] - listed.failed,
+        listed.counts.attempts - listed.counts.requests,
+        listed.status_codes[&400] - listed.derived.failed,
         "{:?}",
-        listed.status
+        listed.status_codes
     );
     assert!(
         listed.warnings.iter().any(|w| w.contains("(400)")),
@@ -212,12 +221,15 @@ retry = {{ multiplier = 0.01, min = 0, max = "5s" }}
     assert!(gap < Duration::from_secs(5), "the retry came after {gap:?}");
 
     let p = &r.profiles[0];
-    assert_eq!((p.requests, p.ok, p.attempts), (1, 1, 2));
-    let rs = p.retries.as_ref().unwrap();
+    assert_eq!(
+        (p.counts.requests, p.counts.ok, p.counts.attempts),
+        (1, 1, 2)
+    );
+    let rs = p.derived.retries.as_ref().unwrap();
     assert_eq!(rs.retry_after_responses, 1);
     assert_eq!(rs.retry_after_capped, 0);
     assert_eq!(rs.succeeded_after_retry, 1);
     assert!(rs.backoff_us >= 2_000_000, "backoff {} µs", rs.backoff_us);
     assert!(rs.latency.max_us >= 2_000_000, "{:?}", rs.latency);
-    assert_eq!(p.status[&429], 1);
+    assert_eq!(p.status_codes[&429], 1);
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use connscope::result::Metric;
+
 use common::{only, run};
 use connscope::metrics::ErrorKind::ReadTimeout;
 
@@ -37,7 +39,7 @@ async fn time_to_first_token_and_gaps_match_the_mocks_rate_on_both_backends() {
 }
 
 fn assert_stream_matches_the_mock(p: &connscope::result::ProfileResult) {
-    let s = p.stream.as_ref().expect("stream figures");
+    let s = p.derived.stream.as_ref().expect("stream figures");
     eprintln!(
         "{}: streams {}, tokens/stream {}, TTFT p50 {} µs, gap mean {} µs max {} µs, {} tokens/s, failed {}",
         p.name,
@@ -47,9 +49,9 @@ fn assert_stream_matches_the_mock(p: &connscope::result::ProfileResult) {
         s.gap.mean_us,
         s.gap.max_us,
         s.events_per_second,
-        p.failed
+        p.derived.failed
     );
-    assert_eq!(p.failed, 0, "{}: {:?}", p.name, p.errors);
+    assert_eq!(p.derived.failed, 0, "{}: {:?}", p.name, p.derived.errors);
     // 4 workers for 2 s, ~1050 ms a stream: each worker finishes two (the second in the
     // graceful stop).
     assert!(s.streams >= 8, "{}: {} streams", p.name, s.streams);
@@ -125,32 +127,41 @@ timeout = { read = "100ms" }
     let p = only(&r);
     eprintln!(
         "{} requests, {} heads, errors {:?}",
-        p.requests,
-        p.phase("ttfb").count,
-        p.errors
+        p.counts.requests,
+        p.phase(Metric::Ttfb).count,
+        p.derived.errors
     );
     // 4 workers for 1 s, 100 ms a request.
-    assert!(p.requests >= 8, "{} requests", p.requests);
+    assert!(p.counts.requests >= 8, "{} requests", p.counts.requests);
     // Every stream was cut by the read timeout, none got a token, none failed otherwise.
-    assert_eq!(p.error_count(ReadTimeout), p.requests, "{:?}", p.errors);
-    assert_eq!(p.ok, 0);
-    assert!(
-        p.stream.as_ref().is_none_or(|s| s.events == 0),
+    assert_eq!(
+        p.error_count(ReadTimeout),
+        p.counts.requests,
         "{:?}",
-        p.stream
+        p.derived.errors
+    );
+    assert_eq!(p.counts.ok, 0);
+    assert!(
+        p.derived.stream.as_ref().is_none_or(|s| s.events == 0),
+        "{:?}",
+        p.derived.stream
     );
     // The cut came on the stream, after the head: every head arrived, and the timeout that
     // fired was the one on the body.
-    assert_eq!(p.phase("ttfb").count, p.requests, "every head arrived");
+    assert_eq!(
+        p.phase(Metric::Ttfb).count,
+        p.counts.requests,
+        "every head arrived"
+    );
     assert!(
-        p.errors[0].example.contains("body chunk"),
+        p.derived.errors[0].example.contains("body chunk"),
         "{}",
-        p.errors[0].example
+        p.derived.errors[0].example
     );
     // Not sooner than the read timeout.
     assert!(
-        p.latency.min_us as f64 >= 100_000.0 * 0.999,
+        p.derived.latency.min_us as f64 >= 100_000.0 * 0.999,
         "{:?}",
-        p.latency
+        p.derived.latency
     );
 }

@@ -1,6 +1,6 @@
 //! The cap on requests in flight, shared by the backends: [`request_slots`] is the fair
 //! semaphore of `max_connections` slots (times [`H2_STREAMS`] for HTTP/2) that the reqwest backend
-//! takes a permit of per request, and [`Slots`] is the native pool's, with free slots parked per
+//! takes a permit of per request, and `Slots` is the native pool's, with free slots parked per
 //! shard (see [`crate::shards`]).
 //!
 //! A leaf: it caps requests, it does not know connections (opening, keeping and reusing them is

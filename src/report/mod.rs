@@ -6,6 +6,7 @@
 
 pub mod progress;
 mod summary;
+mod text;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -7,10 +7,10 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use super::text::{thousands, us};
 use crate::metrics::Live;
 use crate::result::{JobEnding, ProfileResult, ProfileStatus};
 use crate::run::RunEvent;
@@ -67,22 +67,6 @@ pub async fn follow(mut events: mpsc::UnboundedReceiver<RunEvent>, mut out: impl
             }
         }
     }
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn us(v: u64) -> String {
-    format_duration(Duration::from_micros(v))
 }
 
 /// One line of a running profile: where the plan is, the last full second, the totals so far.
@@ -163,6 +147,8 @@ pub fn finished_line(p: &ProfileResult) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::metrics::{LiveSecond, LiveTotals, PoolNow, StageNow};
     use crate::result::ErrorKind;

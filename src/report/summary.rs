@@ -3,30 +3,13 @@
 //! error examples and warnings.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
+use super::text::{thousands, us};
 use crate::result::{
     ErrorKind, JobEnding, JobSummary, Metric, OpenStats, ProfileResult, ProfileStatus, RetryStats,
     RunResult, ServerView, StreamSummary, Summary,
 };
 use crate::sockets::SocketSummary;
-use crate::units::format_duration;
-
-fn us(v: u64) -> String {
-    format_duration(Duration::from_micros(v))
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn p50_p99(s: &Summary) -> String {
     if s.count == 0 {

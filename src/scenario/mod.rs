@@ -7,8 +7,9 @@
 //! [`Scenario`]: the target (a URL, or the bundled mock with its settings), the request, the load
 //! plan (stages with ramps in one load model, closed or open, bounded by time and optionally by a
 //! request count) and the client profiles (with their retry policies). Secrets: header values
-//! from `${ENV}` and credential headers are marked secret and are never shown; see
-//! [`Scenario::echo`]. It does not run anything, and knows nothing of the command line's parser.
+//! from `${ENV}` and credential headers are marked secret and are never shown
+//! ([`HeaderSpec::shown`] is what a report may print). It does not run anything, and knows
+//! nothing of the command line's parser.
 
 mod convert;
 mod file;

@@ -29,9 +29,12 @@ pub async fn follow(mut events: mpsc::UnboundedReceiver<RunEvent>, mut out: impl
                 match event {
                     RunEvent::RunStarted { .. } => {}
                     RunEvent::ProfileStarted { index, count, plan, live: rx } => {
+                        let cap = plan
+                            .max_requests
+                            .map_or(String::new(), |n| format!(" or {} requests", thousands(n)));
                         let _ = writeln!(
                             out,
-                            "[{}/{count}] {}: running for up to {}",
+                            "[{}/{count}] {}: running for up to {}{cap}",
                             index + 1,
                             plan.settings.name,
                             format_duration(plan.duration)

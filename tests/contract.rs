@@ -129,7 +129,6 @@ fn hand_built() -> RunResult {
         tls_ca_file: None,
         tls_insecure: false,
         retry: None,
-        warnings: vec![],
     };
     let mut ran = ProfileResult {
         name: settings.name.clone(),

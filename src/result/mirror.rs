@@ -80,9 +80,6 @@ pub struct ProfileSettings {
     pub tls_insecure: bool,
     /// Retries with backoff; absent = none.
     pub retry: Option<RetrySettings>,
-    /// Questionable settings (e.g. retried client errors).
-    #[serde(default)]
-    pub warnings: Vec<String>,
 }
 
 /// A stage of the load plan.

@@ -253,7 +253,7 @@ impl ProfileResult {
             name: settings.name.clone(),
             status: ProfileStatus::NotStarted,
             error: Some(error),
-            warnings: settings.warnings.clone(),
+            warnings: Vec::new(),
             settings,
             load,
             duration_us: 0,

@@ -32,6 +32,8 @@ pub struct ProfilePlan {
     pub max_rate: f64,
     /// The plan's request cap, if any.
     pub max_requests: Option<u64>,
+    /// Questionable settings of the profile (e.g. retried client errors), also in its result.
+    pub warnings: Vec<String>,
 }
 
 impl ProfilePlan {
@@ -46,6 +48,10 @@ impl ProfilePlan {
             max_concurrency: load.max_concurrency(),
             max_rate: load.max_rate(),
             max_requests: load.max_requests,
+            warnings: profile
+                .retry
+                .as_ref()
+                .map_or_else(Vec::new, |r| r.warnings()),
         }
     }
 }

@@ -107,7 +107,7 @@ impl Measured {
                 ProfileStatus::Completed
             },
             error: None,
-            warnings: plan.settings.warnings.clone(),
+            warnings: plan.warnings.clone(),
             settings: plan.settings,
             load: plan.load,
             duration_us: duration_us(end.elapsed),
@@ -172,7 +172,6 @@ pub fn profile_settings(p: &Profile) -> ProfileSettings {
             respect_retry_after: r.respect_retry_after,
             budget: r.budget,
         }),
-        warnings: p.retry.as_ref().map_or_else(Vec::new, |r| r.warnings()),
     }
 }
 

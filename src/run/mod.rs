@@ -84,7 +84,7 @@ pub async fn run(
             break;
         }
         let plan = ProfilePlan::of(scenario, profile);
-        for w in &plan.settings.warnings {
+        for w in &plan.warnings {
             events.emit(RunEvent::Warning {
                 profile: Some(profile.name.clone()),
                 message: w.clone(),
@@ -92,7 +92,12 @@ pub async fn run(
         }
         let started = ProfileRun::start(scenario, profile, threads).await;
         let result = match started {
-            Err(e) => ProfileResult::not_started(plan.settings.clone(), plan.load, e.to_string()),
+            Err(e) => {
+                let mut r =
+                    ProfileResult::not_started(plan.settings.clone(), plan.load, e.to_string());
+                r.warnings = plan.warnings.clone();
+                r
+            }
             Ok(run) => {
                 if let Some(url) = run.mock_url() {
                     target_url = url;

@@ -215,6 +215,13 @@ impl Client {
         Ok(match profile.client {
             ClientBackend::Native => Client::Native(NativeClient::new(endpoint, profile, spec)?),
             ClientBackend::Reqwest => Client::Reqwest(ReqwestClient::new(endpoint, profile, spec)?),
+            ClientBackend::Httpx => {
+                return Err(EngineError::Config(
+                    "client = \"httpx\" runs in a driver process (engine::driver), not as an \
+                     engine client"
+                        .into(),
+                ));
+            }
         })
     }
 

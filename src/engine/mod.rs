@@ -6,7 +6,8 @@
 //! times connections, [`pool`] gives them out with httpx's semantics, [`client`] runs one attempt
 //! with the profile's backend (native, or [`reqwest_client`] for `client = "reqwest"`), [`retry`]
 //! wraps attempts into a request with the profile's retry policy, [`pacer`] schedules the open
-//! model's requests, and [`load`] is the one load loop for both backends and both load models.
+//! model's requests, and [`load`] is the one load loop for both backends and both load models;
+//! [`driver`] runs a backend whose load loop lives in a child process (`client = "httpx"`).
 //! It does not start the mock, the collector or the socket sampler, and builds no result: the
 //! `run` module does, per profile. The engine never reads a report and never prints.
 //!
@@ -16,6 +17,7 @@ mod body;
 pub mod client;
 pub mod connect;
 mod counters;
+pub mod driver;
 pub mod h1;
 mod headers;
 pub mod load;

@@ -418,7 +418,7 @@ pub fn render(r: &RunResult) -> String {
     }
     head.push('\n');
     head.push_str(&t.out);
-    if reqwest {
+    if ps.iter().any(|p| p.settings.client == "reqwest") {
         head.push_str(
             "\nreqwest: \"tcp connect\" is the whole DNS + TCP + TLS span (reqwest's connector does \
              them as one); \"not tied to a response\" counts connections opened for requests that \

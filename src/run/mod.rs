@@ -20,7 +20,8 @@ use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Client, load, retry};
+use crate::engine::driver::{self, Driver, DriverConfig};
+use crate::engine::{Client, PoolCounters, load, retry};
 use crate::metrics::{self, Collector, Gauges, LiveFeed};
 use crate::mock::MockServer;
 use crate::result::{ProfileResult, RunResult, SCHEMA_VERSION};
@@ -50,6 +51,10 @@ pub enum StartError {
     /// The load generator's threads could not start.
     #[error("cannot start the load generator's threads: {0}")]
     Threads(#[source] std::io::Error),
+    /// A driver-based backend (`client = "httpx"`) could not start: no interpreter, a missing
+    /// package, a client the library refuses.
+    #[error(transparent)]
+    Driver(#[from] driver::DriverError),
 }
 
 /// Runs every profile of the scenario one after the other and returns what was measured.
@@ -145,12 +150,21 @@ struct Turn<'a> {
     events: &'a Events,
 }
 
-/// What a profile needs before its load can start; dropping it stops the mock and the threads.
+/// What a profile needs before its load can start; dropping it stops the mock, the threads and
+/// a driver.
 struct ProfileRun {
     mock: Option<MockServer>,
     endpoint: Endpoint,
     shards: Shards,
-    client: Arc<Client>,
+    backend: Backend,
+}
+
+/// Who runs the profile's load: the engine's load loop through a [`Client`], or a driver process.
+enum Backend {
+    /// `engine::load` drives the client one attempt at a time.
+    Engine(Arc<Client>),
+    /// The driver runs the library's own load loop (`client = "httpx"`).
+    Driver(Box<Driver>),
 }
 
 impl ProfileRun {
@@ -170,12 +184,23 @@ impl ProfileRun {
             }
         };
         let shards = Shards::start(threads).map_err(StartError::Threads)?;
-        let client = Arc::new(Client::new(&endpoint, profile, &scenario.request)?);
+        let backend = match profile.client.is_driver() {
+            true => {
+                let config =
+                    DriverConfig::new(&endpoint, profile, &scenario.request, &scenario.load);
+                Backend::Driver(Box::new(Driver::start(&config).await?))
+            }
+            false => Backend::Engine(Arc::new(Client::new(
+                &endpoint,
+                profile,
+                &scenario.request,
+            )?)),
+        };
         Ok(ProfileRun {
             mock,
             endpoint,
             shards,
-            client,
+            backend,
         })
     }
 
@@ -195,7 +220,11 @@ impl ProfileRun {
         } = turn;
         let gauges = Arc::new(Gauges::default());
         let (recorders, rx) = metrics::channel();
-        let source = Arc::new(PlanSource::new(scenario.load.clone(), self.client.clone()));
+        let client = match &self.backend {
+            Backend::Engine(c) => Some(c.clone()),
+            Backend::Driver(_) => None,
+        };
+        let source = Arc::new(PlanSource::new(scenario.load.clone(), client));
         let (feed, live) = LiveFeed::new(source);
         let start = Instant::now();
         events.emit(RunEvent::ProfileStarted {
@@ -220,33 +249,56 @@ impl ProfileRun {
             ),
             false => None,
         };
-        let end = load::run(
-            load::Load {
-                plan: &scenario.load,
-                job: scenario.request.job.clone(),
-                client: self.client.clone(),
-                retrier: retry::Retrier::new(profile.retry.as_ref()),
-                recorders,
-                gauges,
-                start,
-                shards: &self.shards,
-            },
-            interrupt,
-        )
-        .await;
+        let (end, pool, notes) = match self.backend {
+            Backend::Engine(client) => {
+                let end = load::run(
+                    load::Load {
+                        plan: &scenario.load,
+                        job: scenario.request.job.clone(),
+                        client: client.clone(),
+                        retrier: retry::Retrier::new(profile.retry.as_ref()),
+                        recorders,
+                        gauges,
+                        start,
+                        shards: &self.shards,
+                    },
+                    interrupt,
+                )
+                .await;
+                (end, client.counters(), Vec::new())
+            }
+            Backend::Driver(d) => {
+                let drive = driver::Drive {
+                    plan: &scenario.load,
+                    recorders,
+                    gauges,
+                    start,
+                };
+                let done = d.run(drive, interrupt).await;
+                (done.end, PoolCounters::default(), done.warnings)
+            }
+        };
+        for message in &notes {
+            events.emit(RunEvent::Warning {
+                profile: Some(profile.name.clone()),
+                message: message.clone(),
+            });
+        }
         let sockets = match sampler {
             Some(s) => s.finish().await,
             None => None,
         };
         let metrics = collector.await.expect("the collector task does not panic");
-        finish::Measured {
+        let mut result = finish::Measured {
             plan,
             metrics,
             end,
-            pool: self.client.counters(),
+            pool,
             sockets,
             server: self.mock.as_ref().map(MockServer::stats),
         }
-        .into_result()
+        .into_result();
+        result.warnings.extend(notes);
+        result
     }
 }

@@ -11,12 +11,13 @@ use crate::scenario::{Level, LoadPlan};
 /// The plan and the client of one running profile.
 pub struct PlanSource {
     plan: LoadPlan,
-    client: Arc<Client>,
+    /// `None` for a driver-based backend (`client = "httpx"`): its pool cannot be read.
+    client: Option<Arc<Client>>,
 }
 
 impl PlanSource {
-    /// A source for `plan` run by `client`.
-    pub fn new(plan: LoadPlan, client: Arc<Client>) -> PlanSource {
+    /// A source for `plan` run by `client` (`None`: a backend whose pool is not known).
+    pub fn new(plan: LoadPlan, client: Option<Arc<Client>>) -> PlanSource {
         PlanSource { plan, client }
     }
 }
@@ -53,7 +54,9 @@ impl LiveSource for PlanSource {
     }
 
     fn pool(&self) -> PoolNow {
-        self.client.pool_now()
+        self.client
+            .as_ref()
+            .map_or_else(PoolNow::default, |c| c.pool_now())
     }
 }
 

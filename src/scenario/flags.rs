@@ -340,7 +340,7 @@ mod tests {
                 profile("client = \"curl\""),
                 with(|f| f.profile.client = "curl".into()),
                 "--client",
-                "expected one of native, reqwest, found \"curl\"",
+                "expected one of native, reqwest, httpx, found \"curl\"",
             ),
             (
                 profile("preset = \"recommended\"\nmax_connections = 0"),

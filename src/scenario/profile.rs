@@ -69,18 +69,32 @@ pub enum ClientBackend {
     /// `reqwest::Client` (0.13) with the profile mapped onto its builder as closely as it allows;
     /// see `engine::reqwest_client` for each mapping and gap. Measures reqwest's own pool.
     Reqwest,
+    /// Real httpx (`httpx.AsyncClient`) in a Python driver process (`engine::driver`), the
+    /// profile mapped onto `httpx.Limits`, `httpx.Timeout`, `http2`, `verify` and `proxy`.
+    /// Closed model only; retries are not supported yet.
+    Httpx,
 }
 
 impl ClientBackend {
     /// Every backend, in the order messages list them.
-    pub const ALL: [ClientBackend; 2] = [ClientBackend::Native, ClientBackend::Reqwest];
+    pub const ALL: [ClientBackend; 3] = [
+        ClientBackend::Native,
+        ClientBackend::Reqwest,
+        ClientBackend::Httpx,
+    ];
 
-    /// The name used in scenario files, flags and reports ("native", "reqwest").
+    /// The name used in scenario files, flags and reports ("native", "reqwest", "httpx").
     pub fn name(self) -> &'static str {
         match self {
             ClientBackend::Native => "native",
             ClientBackend::Reqwest => "reqwest",
+            ClientBackend::Httpx => "httpx",
         }
+    }
+
+    /// True when the backend's load loop runs in a driver process rather than in the engine.
+    pub fn is_driver(self) -> bool {
+        matches!(self, ClientBackend::Httpx)
     }
 }
 
@@ -271,6 +285,16 @@ impl Profile {
             ));
         }
         if let Some(r) = &self.retry {
+            if self.client.is_driver() {
+                return Err((
+                    "retry",
+                    format!(
+                        "retries are not supported yet with client = \"{}\" (remove the retry \
+                         table, or use a preset without retries)",
+                        self.client.name()
+                    ),
+                ));
+            }
             r.validate()?;
         }
         Ok(())
@@ -318,12 +342,23 @@ mod tests {
         }
         assert_eq!(
             "curl".parse::<ClientBackend>().unwrap_err(),
-            "expected one of native, reqwest, found \"curl\""
+            "expected one of native, reqwest, httpx, found \"curl\""
         );
         assert_eq!(
             "h3".parse::<HttpVersion>().unwrap_err(),
             "expected one of http1, http2, auto, found \"h3\""
         );
+    }
+
+    #[test]
+    fn an_httpx_profile_with_retries_is_refused_as_not_supported_yet() {
+        let mut p = Profile::preset("recommended-retry").unwrap();
+        p.client = ClientBackend::Httpx;
+        let (key, msg) = p.validate().unwrap_err();
+        assert_eq!(key, "retry");
+        assert!(msg.contains("not supported yet"), "{msg}");
+        p.retry = None;
+        p.validate().unwrap();
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod profile;
 mod request;
 
 use super::partial::RawScenario;
+use super::plan::LoadModel;
 use super::source::Source;
 use super::{Scenario, Target};
 
@@ -27,7 +28,17 @@ pub(super) fn convert(src: &Source, raw: RawScenario) -> Result<Scenario, super:
         Target::Mock(m) if m.tls => m.ca_file.clone(),
         _ => None,
     };
-    let profiles = profile::convert_profiles(src, raw.profiles, mock_ca.as_deref())?;
+    // What a driver-based backend (`client = "httpx"`) cannot run yet.
+    let driver_gap = if load.model() != LoadModel::Closed {
+        Some("the open model (rate stages)")
+    } else if request.job.is_some() {
+        Some("workload = \"async\"")
+    } else if request.stream {
+        Some("request.stream")
+    } else {
+        None
+    };
+    let profiles = profile::convert_profiles(src, raw.profiles, mock_ca.as_deref(), driver_gap)?;
     let name = raw.name.unwrap_or_else(|| {
         std::path::Path::new(src.label())
             .file_stem()

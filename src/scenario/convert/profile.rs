@@ -66,6 +66,7 @@ pub(super) fn convert_profiles(
     src: &Source,
     raw: Vec<Located<RawProfile>>,
     mock_ca: Option<&std::path::Path>,
+    driver_gap: Option<&str>,
 ) -> Result<Vec<Profile>, ScenarioError> {
     if raw.is_empty() {
         return Ok(vec![
@@ -100,6 +101,17 @@ pub(super) fn convert_profiles(
         if let Some(c) = &rp.client {
             p.client =
                 ClientBackend::from_str(c.get_ref()).map_err(|m| src.at(c, key("client"), m))?;
+            if let (true, Some(gap)) = (p.client.is_driver(), driver_gap) {
+                return Err(src.at(
+                    c,
+                    key("client"),
+                    format!(
+                        "client = \"{}\" does not support {gap} yet: it runs the closed model \
+                         (concurrency stages), one request per unit of load",
+                        p.client.name()
+                    ),
+                ));
+            }
         }
         if let Some(r) = rp.reuse_client {
             p.reuse_client = r;

@@ -77,12 +77,13 @@ impl MockBody {
 }
 
 impl MockBody {
-    /// `tokens` events `interval` apart (the first one interval from now), then `[DONE]`; the
-    /// request is marked done with the last event.
-    pub fn events(tokens: u32, interval: Duration, request: InFlight) -> MockBody {
+    /// `tokens` events `interval` apart (the first one interval from now), in the `chunks`
+    /// style, then `[DONE]`; the request is marked done with the last event.
+    pub fn events(tokens: u32, interval: Duration, chunks: Chunks, request: InFlight) -> MockBody {
         MockBody::Events(Box::new(EventStream {
             left: tokens,
             sent: 0,
+            chunks,
             interval,
             sleep: Box::pin(tokio::time::sleep(interval)),
             finished: false,
@@ -95,6 +96,7 @@ impl MockBody {
 pub(crate) struct EventStream {
     left: u32,
     sent: u32,
+    chunks: Chunks,
     interval: Duration,
     sleep: Pin<Box<Sleep>>,
     finished: bool,
@@ -123,11 +125,60 @@ impl EventStream {
         self.sent += 1;
         let next = self.sleep.deadline() + self.interval;
         self.sleep.as_mut().reset(next);
-        let event = format!(
-            "data: {{\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{} \"}}}}]}}\n\n",
-            self.sent
+        let event = self.chunks.event(self.sent, self.left == 0);
+        Poll::Ready(Some(Ok(Frame::data(event))))
+    }
+}
+
+/// How the events of a stream are written: each is `data: ` + `head` + one choice + `]}`.
+pub(crate) struct Chunks {
+    /// The chunk's JSON up to the opening of `choices`.
+    head: Bytes,
+    /// A completion's stream (`openai`): the first delta names the role and each choice has a
+    /// `finish_reason` (`"stop"` on the last, else null), as OpenAI's chunks do.
+    completion: bool,
+}
+
+impl Chunks {
+    /// The stream of `[mock] stream` on any path: `{"object":"chat.completion.chunk",
+    /// "choices":[{"index":0,"delta":{"content":"tN "}}]}`, as before the OpenAI routes.
+    pub fn plain() -> Chunks {
+        Chunks {
+            head: Bytes::from_static(b"{\"object\":\"chat.completion.chunk\",\"choices\":["),
+            completion: false,
+        }
+    }
+
+    /// A chat completion's stream, each chunk opening with `head` (id, created, model).
+    pub fn completion(head: Bytes) -> Chunks {
+        Chunks {
+            head,
+            completion: true,
+        }
+    }
+
+    /// The `n`-th event (from 1); `last` for the final token.
+    fn event(&self, n: u32, last: bool) -> Bytes {
+        use std::io::Write;
+        let (role, finish) = match (self.completion, last) {
+            (false, _) => ("", ""),
+            (true, true) => ("", ",\"finish_reason\":\"stop\""),
+            (true, false) => ("", ",\"finish_reason\":null"),
+        };
+        let role = if self.completion && n == 1 {
+            "\"role\":\"assistant\","
+        } else {
+            role
+        };
+        let mut out = Vec::with_capacity(self.head.len() + 96);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&self.head);
+        let written = write!(
+            out,
+            "{{\"index\":0,\"delta\":{{{role}\"content\":\"t{n} \"}}{finish}}}]}}\n\n"
         );
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
+        debug_assert!(written.is_ok());
+        Bytes::from(out)
     }
 }
 
@@ -235,5 +286,43 @@ impl Body for MockBody {
             MockBody::Cut(cutting) => SizeHint::with_exact(cutting.declared),
             MockBody::Events(_) => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_stream_writes_the_same_events_as_before_the_openai_routes() {
+        let c = Chunks::plain();
+        assert_eq!(
+            c.event(3, false),
+            Bytes::from_static(
+                b"data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t3 \"}}]}\n\n"
+            )
+        );
+        assert_eq!(c.event(3, true), c.event(3, false));
+    }
+
+    #[test]
+    fn a_completions_chunks_name_the_role_first_and_stop_last() {
+        let c = Chunks::completion(Bytes::from_static(b"{\"id\":\"x\",\"choices\":["));
+        let parse = |b: Bytes| -> serde_json::Value {
+            let text = std::str::from_utf8(&b).unwrap();
+            let json = text.strip_prefix("data: ").unwrap().trim_end();
+            serde_json::from_str(json).unwrap()
+        };
+        let first = parse(c.event(1, false));
+        assert_eq!(first["id"], "x");
+        assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(first["choices"][0]["delta"]["content"], "t1 ");
+        assert!(first["choices"][0]["finish_reason"].is_null());
+        let last = parse(c.event(2, true));
+        assert!(last["choices"][0]["delta"].get("role").is_none());
+        assert_eq!(last["choices"][0]["finish_reason"], "stop");
+        let only = parse(c.event(1, true));
+        assert_eq!(only["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(only["choices"][0]["finish_reason"], "stop");
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::latency::{Latency, LatencySampler};
+pub use super::responses::{DEFAULT_EMBEDDING_DIMENSIONS, JsonResponse, MAX_EMBEDDING_DIMENSIONS};
 use crate::units::{HumanDuration, OptDuration};
 
 /// The largest body the mock will build (1 GiB): it is allocated once at start.
@@ -82,6 +83,20 @@ pub struct MockConfig {
     /// `succeeded` (or `failed`, with probability `fail`). Default: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<Jobs>,
+    /// Answer `POST /v1/embeddings` and `POST /v1/chat/completions` as an OpenAI-compatible
+    /// server does (embeddings per input, a chat completion echoing `model`, the `stream` events
+    /// for `"stream": true`, OpenAI-style error bodies for 4xx and 5xx). Default: false (those
+    /// paths answer as any other).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub openai: bool,
+    /// With `openai`: floats per embedding (a request's `dimensions` overrides it).
+    /// Default: [`DEFAULT_EMBEDDING_DIMENSIONS`] (8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_dimensions: Option<usize>,
+    /// Fixed JSON bodies for paths (`responses = [{ path = "/v1/predict", json = { … } }]`),
+    /// built once at start; an entry for an `openai` path overrides it. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<JsonResponse>,
     /// Serve HTTPS with a self-signed certificate made at start (HTTP/2 through ALPN).
     /// Default: false (cleartext HTTP/1.1 and h2c).
     #[serde(default)]
@@ -124,6 +139,9 @@ impl Default for MockConfig {
             ca_file: None,
             stream: None,
             jobs: None,
+            openai: false,
+            embedding_dimensions: None,
+            responses: Vec::new(),
         }
     }
 }
@@ -184,6 +202,12 @@ impl MockConfig {
         if let Some(j) = &self.jobs {
             j.validate()?;
         }
+        super::responses::validate(
+            &self.responses,
+            self.openai,
+            self.embedding_dimensions,
+            self.jobs.as_ref().map(|j| j.path.as_str()),
+        )?;
         if let Some(path) = &self.ca_file
             && !self.tls
         {

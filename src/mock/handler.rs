@@ -1,12 +1,14 @@
 //! The mock's request handler: read the request, then answer as the config says (rate limit,
-//! outage, worker queue, latency, status mix, body or job answer, cuts), with a `Server-Timing`
-//! header.
+//! outage, worker queue, latency, status mix, body, JSON route or job answer, cuts), with a
+//! `Server-Timing` header.
 //!
 //! In: a request and its connection's [`ConnCtl`]. Out: a response whose body is a
 //! [`MockBody`]. `GET /__connscope/stats` is answered here too, with no fault or latency. With the
 //! default config a request costs what it did before the faults existed: two per-connection
-//! counters, no lock, no extra allocation. It does not touch sockets; cuts go through the body
-//! to the connection task.
+//! counters, no lock, no extra allocation, no JSON parse. On a JSON route (`responses`,
+//! `openai`) only the 2xx body changes (an OpenAI route answers 4xx and 5xx with OpenAI's error
+//! body); latency, status mix and faults apply as to any request. It does not touch sockets;
+//! cuts go through the body to the connection task.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,9 +20,11 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::body::MockBody;
+use super::body::{Chunks, MockBody};
 use super::faults::Cut;
 use super::jobs::JobRoute;
+use super::openai::{self, Ask, OpenAi};
+use super::routes::Route;
 use super::state::{ConnCtl, InFlight, Shared};
 use super::stats::{Counters, STATS_PATH};
 
@@ -33,8 +37,13 @@ pub(crate) async fn handle(
         return Ok(stats_response(&ctl.shared));
     }
     let started = Instant::now();
-    let job = match &ctl.shared.responder.jobs {
+    let r = &ctl.shared.responder;
+    let job = match &r.jobs {
         Some(jobs) => jobs.route(req.method(), req.uri().path()),
+        None => None,
+    };
+    let route = match &r.routes {
+        Some(routes) => routes.route(req.method(), req.uri().path()),
         None => None,
     };
     let request = InFlight::begin(ctl);
@@ -42,10 +51,24 @@ pub(crate) async fn handle(
     let body = req.into_body().collect().await;
     let shared = &request.ctl().shared;
     let r = &shared.responder;
-    // Only parsed when streaming is configured: the default path stays as cheap as before.
-    let stream = match (r.stream, body) {
-        (Some(st), Ok(b)) => wants_stream(&b.to_bytes()).then_some(st),
-        _ => None,
+    // Only parsed on an OpenAI route, or when streaming is configured: the default path stays
+    // as cheap as before.
+    let (answer, stream) = match (route, body) {
+        (None, body) => {
+            let stream = match (r.stream, body) {
+                (Some(st), Ok(b)) => wants_stream(&b.to_bytes()).then_some(st),
+                _ => None,
+            };
+            (Json::None, stream)
+        }
+        (Some(Route::Fixed(bytes)), _) => (Json::Fixed(bytes), None),
+        (Some(Route::OpenAi(endpoint)), body) => {
+            let ask = match body {
+                Ok(b) => OpenAi::parse(endpoint, &b.to_bytes()),
+                Err(e) => Err(format!("the request body could not be read: {e}")),
+            };
+            (Json::OpenAi(ask), None)
+        }
     };
 
     if let Some(bucket) = &r.rate_limit
@@ -54,9 +77,10 @@ pub(crate) async fn handle(
         Counters::bump(&shared.counters.rate_limited);
         let retry_after = bucket.retry_after.clone();
         request.done();
-        let mut resp = plain(
+        let mut resp = answer.refusal(
             StatusCode::TOO_MANY_REQUESTS,
             Bytes::from_static(b"too many requests"),
+            "rate limit reached (mock rate_limit)",
         );
         resp.headers_mut().insert(RETRY_AFTER, retry_after);
         return Ok(resp);
@@ -67,7 +91,7 @@ pub(crate) async fn handle(
             Counters::bump(&shared.counters.outage_responses);
             let body = r.body.clone();
             request.done();
-            return Ok(plain(status, body));
+            return Ok(answer.refusal(status, body, "the server is unavailable (mock outage)"));
         }
     }
 
@@ -80,7 +104,7 @@ pub(crate) async fn handle(
         }
         None => None,
     };
-    let (delay, status, cut) = {
+    let (delay, mut status, cut) = {
         let mut rng = rand::rng();
         let cut = r.cuts.as_ref().and_then(|c| c.draw(&mut rng));
         (r.latency.sample(&mut rng), r.status.pick(&mut rng), cut)
@@ -93,12 +117,8 @@ pub(crate) async fn handle(
     drop(queue);
 
     if let Some(st) = stream {
-        let mut resp = Response::new(MockBody::events(st.tokens, st.interval.get(), request));
-        *resp.status_mut() = status;
-        let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(SERVER_TIMING, timing);
-        return Ok(resp);
+        let events = MockBody::events(st.tokens, st.interval.get(), Chunks::plain(), request);
+        return Ok(event_stream(status, events, timing));
     }
     if let (Some(route), Some(jobs), true) = (job, &r.jobs, status.is_success()) {
         let now = Instant::now();
@@ -123,7 +143,37 @@ pub(crate) async fn handle(
         h.insert(SERVER_TIMING, timing);
         return Ok(resp);
     }
-    let bytes = r.body.clone();
+    let (bytes, content_type) = match answer {
+        Json::None => (r.body.clone(), TEXT_PLAIN),
+        Json::Fixed(bytes) if status.is_success() => (bytes, APPLICATION_JSON),
+        Json::Fixed(_) => (r.body.clone(), TEXT_PLAIN),
+        Json::OpenAi(ask) => {
+            // An OpenAI route exists only with `openai` on.
+            let openai = r.routes.as_ref().and_then(|routes| routes.openai());
+            match (openai, ask) {
+                (None, _) => (r.body.clone(), TEXT_PLAIN),
+                (Some(openai), ask) => match ask {
+                    _ if is_error(status) => (
+                        openai::error_body(status, &format!("mock status {}", status.as_u16())),
+                        APPLICATION_JSON,
+                    ),
+                    Err(message) => {
+                        status = StatusCode::BAD_REQUEST;
+                        (openai::error_body(status, &message), APPLICATION_JSON)
+                    }
+                    Ok(Ask::Chat(chat)) if chat.stream && status.is_success() => {
+                        let st = openai.stream;
+                        let chunks = Chunks::completion(openai.chunk_head(&chat));
+                        let events =
+                            MockBody::events(st.tokens, st.interval.get(), chunks, request);
+                        return Ok(event_stream(status, events, timing));
+                    }
+                    Ok(ask) if status.is_success() => (openai.answer(&ask), APPLICATION_JSON),
+                    Ok(_) => (r.body.clone(), TEXT_PLAIN),
+                },
+            }
+        }
+    };
     let body = match (cut, r.slow_body) {
         (Some(cut), _) => {
             Counters::bump(match cut {
@@ -141,10 +191,54 @@ pub(crate) async fn handle(
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    h.insert(CONTENT_TYPE, content_type);
     h.insert(SERVER_TIMING, timing);
     Ok(resp)
 }
+
+/// The JSON a request's route answers with a 2xx, as far as it is known before the status.
+enum Json {
+    /// Not a JSON route: the plain body (the default).
+    None,
+    /// A `responses` body.
+    Fixed(Bytes),
+    /// An OpenAI route: what the request asks, or why it is a bad request.
+    OpenAi(Result<Ask, String>),
+}
+
+impl Json {
+    /// A refusal before any work (rate limit, outage): the OpenAI error body on an OpenAI
+    /// route, else `plain`.
+    fn refusal(&self, status: StatusCode, plain_body: Bytes, message: &str) -> Response<MockBody> {
+        match self {
+            Json::OpenAi(_) => {
+                let mut resp = Response::new(MockBody::full(openai::error_body(status, message)));
+                *resp.status_mut() = status;
+                resp.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON);
+                resp
+            }
+            Json::None | Json::Fixed(_) => plain(status, plain_body),
+        }
+    }
+}
+
+/// A 4xx or 5xx.
+fn is_error(status: StatusCode) -> bool {
+    status.is_client_error() || status.is_server_error()
+}
+
+/// A response of server-sent events.
+fn event_stream(status: StatusCode, events: MockBody, timing: HeaderValue) -> Response<MockBody> {
+    let mut resp = Response::new(events);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(SERVER_TIMING, timing);
+    resp
+}
+
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// An OpenAI-style request asking for a stream: a JSON object with `"stream": true`.
 fn wants_stream(body: &[u8]) -> bool {
@@ -193,8 +287,7 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 fn plain(status: StatusCode, body: Bytes) -> Response<MockBody> {
     let mut resp = Response::new(MockBody::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN);
     resp
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::config::{IdleClose, LatencySampler, MockConfig, OverLimit, StreamTokens};
 use super::faults::{Cut, CutOdds, OutageWindow, StatusMix, TokenBucket};
 use super::jobs::JobStore;
+use super::routes::Routes;
 use super::stats::{Counters, MockStats, RequestsHistogram};
 
 /// What every connection and request handler of one server shares: built once from the config.
@@ -96,6 +97,8 @@ pub(crate) struct Responder {
     pub stream: Option<StreamTokens>,
     /// The async job API, when `jobs` is set.
     pub jobs: Option<JobStore>,
+    /// The JSON routes (`responses`, `openai`), when either is set.
+    pub routes: Option<Routes>,
 }
 
 impl Responder {
@@ -126,6 +129,7 @@ impl Responder {
             cuts: CutOdds::new(config.reset_mid_response, config.close_after_headers),
             stream: config.stream,
             jobs: config.jobs.as_ref().map(JobStore::new),
+            routes: Routes::new(config),
         }
     }
 }

@@ -196,7 +196,9 @@ timeout = { read = "100ms" }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_port_with_nothing_listening_is_connect_refused_for_both_backends() {
+async fn a_port_with_nothing_listening_is_connect_refused_for_every_backend() {
+    // Real httpx joins when it is installed (and must be, with CONNSCOPE_REQUIRE_CLIENT_TESTS=1).
+    let httpx = common::httpx_here("engine::a_port_with_nothing_listening_is_connect_refused");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -212,7 +214,12 @@ name = "native"
 [[profiles]]
 name = "reqwest"
 client = "reqwest"
-"#
+{}"#,
+        if httpx {
+            "[[profiles]]\nname = \"httpx\"\nclient = \"httpx\"\n"
+        } else {
+            ""
+        }
     ))
     .await;
     for p in &r.profiles {
@@ -225,6 +232,10 @@ client = "reqwest"
             p.derived.errors
         );
         assert_eq!(p.derived.connections.opened, 0, "{}", p.name);
+        if p.name == "httpx" {
+            // httpx's ConnectError says "All connection attempts failed", not where to.
+            continue;
+        }
         assert!(
             p.derived.errors[0].example.contains("127.0.0.1"),
             "{}: {}",
@@ -232,7 +243,7 @@ client = "reqwest"
             p.derived.errors[0].example
         );
     }
-    assert_eq!(r.profiles.len(), 2);
+    assert_eq!(r.profiles.len(), 2 + usize::from(httpx));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Real httpx (`client = "httpx"`, `httpx.AsyncClient` in connscope's Python driver) against the
 //! bundled mock and a closed port, over loopback: the connection churn of its default limits,
-//! its timeouts and refusals in the right class, phases that add up per request, and a missing
+//! its timeouts in the right class (its refusals: tests/engine.rs, with every backend), phases that add up per request, and a missing
 //! interpreter as a profile that could not start.
 //!
 //! Needs `python3` with httpx. Without it each test prints a `SKIPPED` line naming what is
@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ONE_RUN_AT_A_TIME, only, profile, run_scenario};
+use common::{ONE_RUN_AT_A_TIME, httpx_here, only, profile, run_scenario};
 use connscope::engine::driver::{Drive, Driver, DriverConfig};
 use connscope::failure::ErrorKind;
 use connscope::metrics::{self, ConnUse, Gauges, Input, Outcome};
@@ -19,25 +19,6 @@ use connscope::mock::MockServer;
 use connscope::result::ProfileStatus;
 use connscope::scenario;
 use tokio_util::sync::CancellationToken;
-
-/// Set to `1` to turn a missing httpx into a failure.
-const REQUIRE: &str = "CONNSCOPE_REQUIRE_CLIENT_TESTS";
-
-/// True when `test` can run; otherwise says so on stderr (or panics when required).
-fn httpx_here(test: &str) -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import httpx"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        let msg = format!("SKIPPED {test}: needs httpx (python3 -m pip install httpx)");
-        if std::env::var(REQUIRE).as_deref() == Ok("1") {
-            panic!("{msg}, and {REQUIRE}=1");
-        }
-        eprintln!("{msg}");
-    }
-    ok
-}
 
 async fn run(text: &str) -> connscope::result::RunResult {
     run_scenario(text, &CancellationToken::new()).await
@@ -142,38 +123,6 @@ timeout = { read = "100ms" }
         "{:?}",
         p.derived.errors
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closed_port_fails_with_connect_refused() {
-    if !httpx_here("a_closed_port_fails_with_connect_refused") {
-        return;
-    }
-    let _turn = ONE_RUN_AT_A_TIME.lock().await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let r = run(&format!(
-        r#"
-target = "http://127.0.0.1:{port}"
-[load]
-stages = [{{ duration = "2s", concurrency = 1 }}]
-max_requests = 5
-[[profiles]]
-client = "httpx"
-"#
-    ))
-    .await;
-    let p = only(&r);
-    assert_eq!(p.counts.requests, 5);
-    assert_eq!(
-        p.error_count(ErrorKind::ConnectRefused),
-        5,
-        "{:?}",
-        p.derived.errors
-    );
-    assert_eq!(p.counts.connections_opened, 0);
 }
 
 /// Every outcome of a driver run on `text`'s mock, as the collector would receive them.

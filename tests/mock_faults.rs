@@ -6,25 +6,19 @@
 //! guarantees and against each other, never against a wall-clock ceiling: the tests run in
 //! parallel on a shared 2-core machine.
 
+mod common;
+
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connscope::mock::{MockConfig, MockServer, MockStats, STATS_PATH};
+use common::start_mock as start;
+use connscope::mock::{MockServer, MockStats, STATS_PATH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long any single read may wait.
 const READ_DEADLINE: Duration = Duration::from_secs(5);
-
-fn start(toml_text: &str) -> MockServer {
-    let mut config: MockConfig = toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"));
-    config.threads = Some(1);
-    if let Err((key, msg)) = config.validate() {
-        panic!("{key}: {msg}");
-    }
-    MockServer::start(([127, 0, 0, 1], 0).into(), config).expect("the mock starts")
-}
 
 async fn connect(server: &MockServer) -> TcpStream {
     TcpStream::connect(server.addr()).await.expect("connects")

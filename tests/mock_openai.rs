@@ -7,13 +7,16 @@
 //! failure. Every server
 //! binds 127.0.0.1 port 0; every child process and read has a deadline.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use connscope::mock::{MockConfig, MockServer};
+use common::start_mock as start;
+use connscope::mock::MockServer;
 use serde_json::Value;
 
 /// How long a client process may run.
@@ -25,15 +28,6 @@ latency = "2ms"
 stream = { tokens = 5, interval = "2ms" }
 responses = [{ path = "/v1/predict", json = { label = "cat", score = 0.9 } }]
 "#;
-
-fn start(toml_text: &str) -> MockServer {
-    let mut config: MockConfig = toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"));
-    config.threads = Some(1);
-    if let Err((key, msg)) = config.validate() {
-        panic!("{key}: {msg}");
-    }
-    MockServer::start(([127, 0, 0, 1], 0).into(), config).expect("the mock starts")
-}
 
 /// Whether a client test may run: `false` (after printing why) when `probe` fails, unless the
 /// client is `installed_by_ci` and the environment requires client tests: then a panic.

@@ -44,3 +44,34 @@ pub fn profile<'a>(r: &'a RunResult, name: &str) -> &'a ProfileResult {
 pub fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
+
+/// Set to `1` to turn a missing httpx into a failure.
+pub const REQUIRE: &str = "CONNSCOPE_REQUIRE_CLIENT_TESTS";
+
+/// True when `test` can run; otherwise says so on stderr (or panics when required).
+pub fn httpx_here(test: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import httpx"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = format!("SKIPPED {test}: needs httpx (python3 -m pip install httpx)");
+        if std::env::var(REQUIRE).as_deref() == Ok("1") {
+            panic!("{msg}, and {REQUIRE}=1");
+        }
+        eprintln!("{msg}");
+    }
+    ok
+}
+
+/// Starts the bundled mock on a free loopback port with a `[mock]` table given as TOML (one
+/// serving thread), after the same validation a scenario file gets.
+pub fn start_mock(toml_text: &str) -> connscope::mock::MockServer {
+    let mut config: connscope::mock::MockConfig =
+        toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"));
+    config.threads = Some(1);
+    if let Err((key, msg)) = config.validate() {
+        panic!("{key}: {msg}");
+    }
+    connscope::mock::MockServer::start(([127, 0, 0, 1], 0).into(), config).expect("the mock starts")
+}

@@ -271,6 +271,11 @@ impl ProfileResult {
         p
     }
 
+    /// The same result with `warnings` (questionable settings of the profile).
+    pub fn with_warnings(self, warnings: Vec<String>) -> ProfileResult {
+        ProfileResult { warnings, ..self }
+    }
+
     /// Recomputes [`ProfileResult::derived`] from the measured truth (after building or merging).
     pub fn derive(&mut self) {
         self.derived = Derived::of(self);

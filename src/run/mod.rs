@@ -97,12 +97,8 @@ pub async fn run(
         }
         let started = ProfileRun::start(scenario, profile, threads).await;
         let result = match started {
-            Err(e) => {
-                let mut r =
-                    ProfileResult::not_started(plan.settings.clone(), plan.load, e.to_string());
-                r.warnings = plan.warnings.clone();
-                r
-            }
+            Err(e) => ProfileResult::not_started(plan.settings.clone(), plan.load, e.to_string())
+                .with_warnings(plan.warnings.clone()),
             Ok(run) => {
                 if let Some(url) = run.mock_url() {
                     target_url = url;
@@ -155,14 +151,13 @@ struct Turn<'a> {
 struct ProfileRun {
     mock: Option<MockServer>,
     endpoint: Endpoint,
-    shards: Shards,
     backend: Backend,
 }
 
 /// Who runs the profile's load: the engine's load loop through a [`Client`], or a driver process.
 enum Backend {
-    /// `engine::load` drives the client one attempt at a time.
-    Engine(Arc<Client>),
+    /// `engine::load` drives the client one attempt at a time, on the load generator's threads.
+    Engine(Arc<Client>, Shards),
     /// The driver runs the library's own load loop (`client = "httpx"`).
     Driver(Box<Driver>),
 }
@@ -183,23 +178,22 @@ impl ProfileRun {
                 (Some(server), endpoint)
             }
         };
-        let shards = Shards::start(threads).map_err(StartError::Threads)?;
         let backend = match profile.client.is_driver() {
             true => {
                 let config =
                     DriverConfig::new(&endpoint, profile, &scenario.request, &scenario.load);
                 Backend::Driver(Box::new(Driver::start(&config).await?))
             }
-            false => Backend::Engine(Arc::new(Client::new(
-                &endpoint,
-                profile,
-                &scenario.request,
-            )?)),
+            // The driver runs its own loop: only the engine needs the load generator's threads.
+            false => {
+                let shards = Shards::start(threads).map_err(StartError::Threads)?;
+                let client = Client::new(&endpoint, profile, &scenario.request)?;
+                Backend::Engine(Arc::new(client), shards)
+            }
         };
         Ok(ProfileRun {
             mock,
             endpoint,
-            shards,
             backend,
         })
     }
@@ -221,7 +215,7 @@ impl ProfileRun {
         let gauges = Arc::new(Gauges::default());
         let (recorders, rx) = metrics::channel();
         let client = match &self.backend {
-            Backend::Engine(c) => Some(c.clone()),
+            Backend::Engine(c, _) => Some(c.clone()),
             Backend::Driver(_) => None,
         };
         let source = Arc::new(PlanSource::new(scenario.load.clone(), client));
@@ -249,8 +243,10 @@ impl ProfileRun {
             ),
             false => None,
         };
-        let (end, pool, notes) = match self.backend {
-            Backend::Engine(client) => {
+        // The threads outlive the load until the result is finished, as the mock does: the last
+        // socket sample sees the connections as the load left them.
+        let (end, pool, notes, _threads) = match self.backend {
+            Backend::Engine(client, shards) => {
                 let end = load::run(
                     load::Load {
                         plan: &scenario.load,
@@ -260,12 +256,12 @@ impl ProfileRun {
                         recorders,
                         gauges,
                         start,
-                        shards: &self.shards,
+                        shards: &shards,
                     },
                     interrupt,
                 )
                 .await;
-                (end, client.counters(), Vec::new())
+                (end, client.counters(), Vec::new(), Some(shards))
             }
             Backend::Driver(d) => {
                 let drive = driver::Drive {
@@ -275,7 +271,7 @@ impl ProfileRun {
                     start,
                 };
                 let done = d.run(drive, interrupt).await;
-                (done.end, PoolCounters::default(), done.warnings)
+                (done.end, PoolCounters::default(), done.warnings, None)
             }
         };
         for message in &notes {
